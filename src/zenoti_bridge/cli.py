@@ -1,0 +1,391 @@
+"""The ``zenoti-bridge`` command line."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import __version__
+from .config import Settings, config_path, load_settings
+from .errors import ConfigError, ZenotiBridgeError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+app = typer.Typer(
+    help="zenoti-bridge: take every Zenoti webhook durably, exactly once.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+sources_app = typer.Typer(help="Zenoti organizations that send webhooks.", no_args_is_help=True)
+events_app = typer.Typer(help="Stored events.", no_args_is_help=True)
+app.add_typer(sources_app, name="sources")
+app.add_typer(events_app, name="events")
+
+console = Console()
+err = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", "-c", help="Configuration file [default: $ZB_CONFIG or ./zenoti-bridge.toml]"
+    ),
+]
+
+
+def friendly(command: Callable[P, R]) -> Callable[P, R]:
+    """Bad input ends the command with one line on stderr and exit code 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except ZenotiBridgeError as exc:
+            err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def _settings(config: Path | None, *, require_file: bool = False) -> Settings:
+    return load_settings(config, require_file=require_file)
+
+
+def _migrate_or_check(settings: Settings, migrate: bool) -> None:
+    from .storage import migrate as migrations
+
+    url = settings.database.url
+    if migrate:
+        with err.status(f"applying migrations to {migrations.redact(url)}"):
+            migrations.upgrade(url)
+        return
+    if migrations.current(url) != migrations.head():
+        raise ConfigError(
+            f"the database {migrations.redact(url)} is not at the current schema; "
+            "run `zenoti-bridge migrate` or start without --no-migrate"
+        )
+
+
+def _banner(settings: Settings, host: str, port: int, role: str) -> None:
+    from .setup_guide import webhook_url
+
+    base = settings.server.public_url or f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"  # noqa: S104,E501
+    err.print(f"zenoti-bridge {__version__} ({role}) on {base}, store {settings.database.url.split('://')[0]}")
+    if not settings.sources:
+        err.print("[yellow]no sources configured: every webhook will get 404. Add [sources.NAME].[/]")
+    for name, source in settings.sources.items():
+        err.print(f"  source {name}: POST {webhook_url(base, name, source)}  (signature {source.signature})")
+        if source.signature == "off" and not source.url_token:
+            err.print(f"  [yellow]warning: source {name} accepts unauthenticated events[/]")
+
+
+def _serve(config: Path | None, host: str | None, port: int | None, no_migrate: bool, role: str, log_level: str) -> None:  # noqa: E501
+    from . import server
+
+    settings = _settings(config)
+    _migrate_or_check(settings, not no_migrate)
+    bind_host = host or settings.server.host
+    bind_port = settings.server.port if port is None else port
+    _banner(settings, bind_host, bind_port, role)
+    server.run(settings, host=bind_host, port=bind_port, log_level=log_level)
+
+
+HostOption = Annotated[str | None, typer.Option(help="Address to listen on [default: server.host]")]
+PortOption = Annotated[int | None, typer.Option(help="Port to listen on [default: server.port]")]
+NoMigrate = Annotated[bool, typer.Option("--no-migrate", help="Do not apply pending migrations")]
+LogLevel = Annotated[str, typer.Option(help="debug, info, warning or error")]
+
+
+@app.command()
+@friendly
+def serve(
+    config: ConfigOption = None,
+    host: HostOption = None,
+    port: PortOption = None,
+    no_migrate: NoMigrate = False,
+    log_level: LogLevel = "info",
+) -> None:
+    """Run every role in one process: webhook intake, health and metrics."""
+    _serve(config, host, port, no_migrate, "serve", log_level)
+
+
+@app.command()
+@friendly
+def intake(
+    config: ConfigOption = None,
+    host: HostOption = None,
+    port: PortOption = None,
+    no_migrate: NoMigrate = False,
+    log_level: LogLevel = "info",
+) -> None:
+    """Run only the webhook intake (for scale-out behind a load balancer on PostgreSQL)."""
+    _serve(config, host, port, no_migrate, "intake", log_level)
+
+
+@app.command()
+@friendly
+def migrate(config: ConfigOption = None) -> None:
+    """Apply pending database migrations."""
+    from .storage import migrate as migrations
+
+    settings = _settings(config)
+    before = migrations.current(settings.database.url)
+    _migrate_or_check(settings, True)
+    after = migrations.current(settings.database.url)
+    console.print(f"database {migrations.redact(settings.database.url)}: {before or 'empty'} -> {after}")
+
+
+@app.command()
+@friendly
+def init(
+    config: ConfigOption = None,
+    port: Annotated[int, typer.Option(help="Port for the starter config")] = 8080,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing file")] = False,
+) -> None:
+    """Write a starter configuration with a `demo` source and a fresh secret."""
+    from .starter import write_starter
+
+    path = config_path(config)
+    if path.exists() and not force:
+        err.print(f"{path} exists; leaving it as it is (use --force to overwrite)")
+        return
+    write_starter(path, port=port)
+    settings = load_settings(path)
+    from .setup_guide import base_url, webhook_url
+
+    url = webhook_url(base_url(settings), "demo", settings.sources["demo"])
+    console.print(f"wrote {path} with source 'demo' and a generated webhook secret")
+    console.print(f"webhook URL: {url}")
+    console.print("send a signed sample once the server runs:")
+    console.print(
+        f"  zenoti-bridge send ../shared/zenoti/payloads/Guest.Created.json --source demo",
+        highlight=False,
+    )
+    console.print("or sign it yourself for curl:")
+    console.print(
+        "  curl -X POST " + url + " -H 'content-type: application/json' \\\n"
+        "    -H \"zenoti-webhook-signature: $(zenoti-bridge sign FILE --source demo)\" "
+        "--data-binary @FILE",
+        highlight=False,
+    )
+
+
+@app.command()
+@friendly
+def sign(
+    file: Annotated[Path, typer.Argument(help="The body to sign, exactly as it will be sent")],
+    source: Annotated[str, typer.Option(help="Source whose first webhook secret signs")] = "demo",
+    config: ConfigOption = None,
+) -> None:
+    """Print the zenoti-webhook-signature header value Zenoti would send for FILE."""
+    from .signature import sign as make_signature
+
+    settings = _settings(config, require_file=True)
+    secret = _first_secret(settings, source)
+    print(make_signature(secret, _read(file)))
+
+
+@app.command()
+@friendly
+def send(
+    file: Annotated[Path, typer.Argument(help="A JSON body, e.g. a file of ../shared/zenoti/payloads")],
+    source: Annotated[str, typer.Option(help="Source to send to")] = "demo",
+    url: Annotated[str | None, typer.Option(help="Base URL [default: from the config]")] = None,
+    verb: Annotated[str, typer.Option(help="POST, PUT or PATCH")] = "POST",
+    config: ConfigOption = None,
+) -> None:
+    """Sign FILE with the source's secret and deliver it the way Zenoti does."""
+    import httpx
+
+    from .setup_guide import base_url, webhook_url
+    from .signature import sign as make_signature
+
+    settings = _settings(config, require_file=True)
+    if source not in settings.sources:
+        raise ConfigError(f"no source {source!r} in the configuration")
+    body = _read(file)
+    headers = {"content-type": "application/json"}
+    if settings.sources[source].webhook_secrets:
+        headers["zenoti-webhook-signature"] = make_signature(_first_secret(settings, source), body)
+    target = webhook_url(base_url(settings, url), source, settings.sources[source])
+    try:
+        response = httpx.request(verb.upper(), target, content=body, headers=headers, timeout=10)
+    except httpx.HTTPError as exc:
+        raise ConfigError(f"cannot reach {target}: {exc}; is `zenoti-bridge serve` running?") from None
+    console.print(f"{response.status_code} {response.text}", highlight=False)
+    if response.status_code >= 300:
+        raise typer.Exit(1)
+
+
+def _first_secret(settings: Settings, source: str) -> str:
+    if source not in settings.sources:
+        raise ConfigError(f"no source {source!r} in the configuration")
+    secrets = settings.sources[source].webhook_secrets
+    if not secrets:
+        raise ConfigError(f"source {source!r} has no webhook secret; set sources.{source}.webhook_secrets")
+    return secrets[0]
+
+
+def _read(file: Path) -> bytes:
+    try:
+        return file.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{file}: {exc.strerror}") from None
+
+
+@app.command("setup-guide")
+@friendly
+def setup_guide(
+    source: Annotated[str, typer.Argument(help="The source to connect")],
+    base_url: Annotated[str | None, typer.Option(help="Public base URL Zenoti will call")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """The steps in Zenoti's admin for connecting SOURCE, with the exact URL to paste."""
+    from .setup_guide import render
+
+    settings = _settings(config)
+    if source not in settings.sources:
+        known = ", ".join(settings.sources) or "none"
+        raise ConfigError(f"no source {source!r} in the configuration (known: {known})")
+    console.print(render(settings, source, base_url), highlight=False, markup=False)
+
+
+@sources_app.command("list")
+@friendly
+def sources_list(config: ConfigOption = None) -> None:
+    """Configured sources with their webhook URL and what they have sent."""
+    from .setup_guide import base_url, webhook_url
+    from .storage.queries import Reader
+
+    settings = _settings(config)
+    table = Table("source", "signature", "secrets", "url token", "events", "deliveries", "last received", "webhook URL")  # noqa: E501
+    with Reader(settings.database.url) as reader:
+        summaries = {s.source: s for s in reader.source_summaries(list(settings.sources))}
+    for name, summary in summaries.items():
+        source = settings.sources.get(name)
+        table.add_row(
+            name if source else f"{name} (not configured)",
+            source.signature if source else "-",
+            str(len(source.webhook_secrets)) if source else "-",
+            ("yes" if source.url_token else "no") if source else "-",
+            str(summary.events),
+            str(summary.deliveries),
+            _when(summary.last_received_at),
+            webhook_url(base_url(settings), name, source) if source else "-",
+        )
+    console.print(table)
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+
+
+@events_app.command("list")
+@friendly
+def events_list(
+    source: Annotated[str | None, typer.Option(help="Only this source")] = None,
+    event_type: Annotated[str | None, typer.Option("--type", help="Only this event type")] = None,
+    status: Annotated[str | None, typer.Option(help="Only this status (pending, unrouted)")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10000, help="How many, newest first")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Stored events, newest first."""
+    from .catalog import lookup
+    from .storage.queries import EventFilter, Reader
+
+    settings = _settings(config)
+    type_name = lookup(event_type).name if event_type else None
+    with Reader(settings.database.url) as reader:
+        rows = reader.list_events(EventFilter(source=source, type_name=type_name, status=status), limit=limit)
+    if as_json:
+        for row in rows:
+            sys.stdout.write(orjson.dumps(_summary(row)).decode() + "\n")
+        return
+    table = Table("received", "source", "event type", "event_id", "status", "deliveries", "signature", "entity")  # noqa: E501
+    for row in rows:
+        table.add_row(
+            _when(row.received_at), row.source, row.type_name, row.event_id, row.status,
+            str(row.delivery_count), row.signature,
+            f"{row.resource}:{row.entity_id}" if row.resource else "-",
+        )
+    console.print(table)
+    if not rows:
+        err.print("no events match")
+
+
+def _summary(row: Any) -> dict[str, Any]:
+    return {
+        "event_id": row.event_id,
+        "source": row.source,
+        "event_type": row.event_type,
+        "type_name": row.type_name,
+        "status": row.status,
+        "received_at": row.received_at.isoformat(),
+        "event_timestamp": row.event_timestamp,
+        "delivery_count": row.delivery_count,
+        "signature": row.signature,
+        "resource": row.resource,
+        "entity_id": row.entity_id,
+    }
+
+
+@events_app.command("show")
+@friendly
+def events_show(
+    event_id: Annotated[str, typer.Argument(help="Zenoti's event_id")],
+    source: Annotated[str | None, typer.Option(help="Needed when two sources share the id")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """One event: envelope, deliveries, jobs and the raw body."""
+    from .storage.queries import Reader
+
+    settings = _settings(config)
+    with Reader(settings.database.url) as reader:
+        event = reader.get_event(event_id, source)
+    summary = _summary(event)
+    summary.update(delivery_id=event.delivery_id, verb=event.verb, family=event.family, routed=event.routed)
+    table = Table(show_header=False)
+    for key, value in summary.items():
+        table.add_row(key, str(value))
+    console.print(table)
+    if event.deliveries:
+        deliveries = Table("later delivery", "received", "verb", "signature", title="duplicate deliveries")
+        for d in event.deliveries:
+            deliveries.add_row(str(d["delivery_id"]), _when(d["received_at"]), d["verb"], d["signature"])
+        console.print(deliveries)
+    jobs = Table("job", "consumer", "status", "attempts", "ordering key", title="jobs")
+    for job in event.jobs:
+        jobs.add_row(str(job["id"]), job["consumer"], job["status"], str(job["attempts"]), str(job["ordering_key"]))
+    console.print(jobs)
+    console.print("headers:", highlight=False)
+    for name, value in event.headers:
+        console.print(f"  {name}: {value}", highlight=False, markup=False)
+    try:
+        body = orjson.dumps(orjson.loads(event.body), option=orjson.OPT_INDENT_2).decode()
+    except orjson.JSONDecodeError:
+        body = event.body.decode("utf-8", "replace")
+    console.print(body, highlight=False, markup=False)
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit")] = False,
+) -> None:
+    if version:
+        console.print(__version__)
+        raise typer.Exit()
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,171 @@
+"""Configuration: a TOML file with ``ZB_`` environment overrides.
+
+The file is ``--config``, else ``$ZB_CONFIG``, else ``./zenoti-bridge.toml``. Environment
+variables override it key by key, nested with double underscores: ``ZB_DATABASE__URL``,
+``ZB_SERVER__PORT``, ``ZB_SOURCES__ACME__SIGNATURE``. Every problem is reported as a
+:class:`~zenoti_bridge.errors.ConfigError` naming the key and what to do.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from .errors import ConfigError
+from .signature import DEFAULT_HEADER
+
+DEFAULT_CONFIG_PATH = Path("zenoti-bridge.toml")
+DEFAULT_DATABASE_URL = "sqlite:///var/zenoti-bridge.db"
+DEFAULT_MAX_BODY = 4 * 1024 * 1024
+SOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+SignatureMode = Literal["enforce", "log", "off"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseConfig(_Section):
+    url: str = DEFAULT_DATABASE_URL
+    pool_size: int = Field(default=16, ge=1, le=500)
+    pool_timeout: float = Field(default=5.0, gt=0, le=9)
+    wal_limit_mb: int = Field(default=256, ge=4)
+    checkpoint_interval: float = Field(default=0.2, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, url: str) -> str:
+        if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ValueError(
+                "must start with sqlite:/// (a file) or postgresql:// (a server), "
+                f"got {url!r}"
+            )
+        return url
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.startswith("sqlite:///")
+
+    @property
+    def sqlite_path(self) -> Path:
+        return Path(self.url.removeprefix("sqlite:///"))
+
+
+class ServerConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    public_url: str | None = None
+
+
+class AdminConfig(_Section):
+    tokens: list[str] = []
+
+
+class SourceConfig(_Section):
+    webhook_secrets: list[str] = []
+    signature: SignatureMode = "enforce"
+    signature_header: str = DEFAULT_HEADER
+    url_token: str | None = None
+    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY, ge=1024, le=64 * 1024 * 1024)
+    api_key: str | None = None
+    api_base_url: str = "https://api.zenoti.com"
+
+    @field_validator("webhook_secrets")
+    @classmethod
+    def _no_blank_secrets(cls, secrets: list[str]) -> list[str]:
+        if any(not s.strip() for s in secrets):
+            raise ValueError("holds an empty secret; remove it or paste the secret from Zenoti")
+        return secrets
+
+    @field_validator("signature_header")
+    @classmethod
+    def _lower_header(cls, header: str) -> str:
+        return header.strip().lower()
+
+
+class Settings(BaseSettings):
+    """Everything zenoti-bridge reads at start."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ZB_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    database: DatabaseConfig = DatabaseConfig()
+    server: ServerConfig = ServerConfig()
+    admin: AdminConfig = AdminConfig()
+    sources: dict[str, SourceConfig] = {}
+
+    @model_validator(mode="after")
+    def _sources_are_usable(self) -> Settings:
+        for name, source in self.sources.items():
+            if not SOURCE_NAME.match(name):
+                raise ValueError(
+                    f"source name {name!r} cannot be used in a URL; use lowercase letters, "
+                    "digits, '-' and '_' (at most 63 characters)"
+                )
+            if source.signature != "off" and not source.webhook_secrets:
+                raise ValueError(
+                    f"source {name!r} has no webhook secret; set sources.{name}.webhook_secrets "
+                    'or use signature = "off"'
+                )
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # the environment overrides the file, which arrives as init arguments
+        return (env_settings, init_settings)
+
+
+def config_path(explicit: str | Path | None = None) -> Path:
+    """The configuration file to read: the argument, ``$ZB_CONFIG``, or the default."""
+    if explicit:
+        return Path(explicit)
+    return Path(os.environ.get("ZB_CONFIG") or DEFAULT_CONFIG_PATH)
+
+
+def _describe(error: dict[str, Any]) -> str:
+    location = ".".join(str(part) for part in error["loc"])
+    kind = error["type"]
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if kind == "extra_forbidden":
+        return f"{location}: unknown key; check its spelling against docs/configuration.md"
+    if kind == "missing":
+        return f"{location}: required; set it in the file or as an environment variable"
+    env = "ZB_" + "__".join(str(part).upper() for part in error["loc"])
+    hint = f" (set in the file, or override with {env})" if location else ""
+    return f"{location or 'config'}: {message}{hint}"
+
+
+def load_settings(path: str | Path | None = None, *, require_file: bool = False) -> Settings:
+    """Read the file (if it exists) and the environment; raise ConfigError on any problem."""
+    file = config_path(path)
+    data: dict[str, Any] = {}
+    if file.exists():
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+        except OSError as exc:
+            raise ConfigError(f"{file}: cannot be read: {exc.strerror}") from None
+    elif require_file:
+        raise ConfigError(
+            f"{file}: no such configuration file; run `zenoti-bridge init` to write one"
+        )
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        problems = "; ".join(_describe(dict(e)) for e in exc.errors())
+        raise ConfigError(f"{file}: {problems}") from None

@@ -1,0 +1,134 @@
+"""Parsing Zenoti's webhook envelope: just enough to store an event and find its dedupe key.
+
+Pure code. Zenoti's timestamps carry 7 fractional digits (.NET ticks), some times carry no
+offset at all, and ``0001-01-01T00:00:00`` means "no value". ``event_resource`` is null on newer
+events, so routing uses ``event_type`` alone.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from .errors import EnvelopeError
+
+_TIMESTAMP = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
+    r"(Z|[+-]\d{2}:?\d{2})?$"
+)
+_OBJECT_ID = re.compile(r"^[0-9a-fA-F]{24}$")
+MAX_ID_LENGTH = 128
+
+
+def parse_timestamp(text: str) -> datetime:
+    """A timezone-aware UTC datetime from Zenoti's ISO text; no offset means UTC.
+
+    Fractions beyond microseconds (Zenoti sends 100 ns ticks) are truncated; keep the original
+    text when the exact value matters.
+    """
+    match = _TIMESTAMP.match(text.strip())
+    if match is None:
+        raise ValueError(f"not an ISO 8601 timestamp: {text!r}")
+    year, month, day, hour, minute, second, fraction, zone = match.groups()
+    micros = int((fraction or "0")[:6].ljust(6, "0"))
+    value = datetime(
+        int(year), int(month), int(day), int(hour), int(minute), int(second), micros, tzinfo=UTC
+    )
+    if zone and zone != "Z":
+        sign = 1 if zone[0] == "+" else -1
+        digits = zone[1:].replace(":", "")
+        offset_minutes = int(digits[:2]) * 60 + int(digits[2:])
+        try:
+            value -= sign * timedelta(minutes=offset_minutes)
+        except OverflowError:
+            raise ValueError(f"timestamp out of range: {text!r}") from None
+    return value
+
+
+def parse_net_datetime(value: Any) -> datetime | None:
+    """A Zenoti date-time field, or None for null, blank and .NET's ``0001-01-01`` "no value"."""
+    if not isinstance(value, str) or not value.strip() or value.startswith("0001-01-01"):
+        return None
+    try:
+        return parse_timestamp(value)
+    except ValueError:
+        return None
+
+
+def is_object_id(value: Any) -> bool:
+    """True for a 24-hex MongoDB ObjectId, the shape of Zenoti's ``id`` and ``event_id``."""
+    return isinstance(value, str) and _OBJECT_ID.match(value) is not None
+
+
+def object_id_time(value: str) -> datetime | None:
+    """The creation time embedded in an ObjectId's first four bytes, or None if not one."""
+    if not is_object_id(value):
+        return None
+    return datetime.fromtimestamp(int(value[:8], 16), tz=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """The parts of a delivery the bridge needs before it answers."""
+
+    delivery_id: str | None
+    event_id: str
+    event_schema: str | None
+    event_resource: str | None
+    event_type: str
+    event_timestamp: str
+    timestamp: datetime
+    data: Any
+
+
+def _text_field(body: dict[str, Any], key: str, *, required: bool) -> str | None:
+    value = body.get(key)
+    if value is None:
+        if required:
+            raise EnvelopeError(f"missing_{key}", f"the envelope has no {key!r}")
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value.strip():
+        if required:
+            raise EnvelopeError(f"invalid_{key}", f"{key!r} must be a non-empty string")
+        return None
+    if len(value) > MAX_ID_LENGTH or any(ord(c) < 32 for c in value):
+        raise EnvelopeError(f"invalid_{key}", f"{key!r} is too long or holds control characters")
+    return value
+
+
+def parse_envelope(body: bytes) -> Envelope:
+    """Parse a non-empty delivery body; raises :class:`EnvelopeError` with a reason code."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise EnvelopeError("not_json", str(exc)) from None
+    if not isinstance(document, dict):
+        raise EnvelopeError("not_an_object", f"the body is a JSON {type(document).__name__}")
+    event_id = _text_field(document, "event_id", required=True)
+    event_type = _text_field(document, "event_type", required=True)
+    timestamp_text = document.get("event_timestamp")
+    if not isinstance(timestamp_text, str):
+        raise EnvelopeError("missing_event_timestamp", "the envelope has no 'event_timestamp'")
+    try:
+        timestamp = parse_timestamp(timestamp_text)
+    except ValueError as exc:
+        raise EnvelopeError("invalid_event_timestamp", str(exc)) from None
+    resource = document.get("event_resource")
+    schema = document.get("event_schema")
+    assert event_id is not None and event_type is not None
+    return Envelope(
+        delivery_id=_text_field(document, "id", required=False),
+        event_id=event_id,
+        event_schema=schema if isinstance(schema, str) else None,
+        event_resource=resource if isinstance(resource, str) else None,
+        event_type=event_type,
+        event_timestamp=timestamp_text,
+        timestamp=timestamp,
+        data=document.get("data"),
+    )

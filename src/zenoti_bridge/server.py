@@ -1,0 +1,36 @@
+"""Running the ASGI app under uvicorn (uvloop and httptools when installed)."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+
+import uvicorn
+
+from .app import BridgeApp
+from .config import Settings
+from .storage import open_store
+
+
+def _available(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def run(settings: Settings, *, host: str, port: int, log_level: str = "info") -> None:
+    """Serve until SIGINT/SIGTERM; in-flight requests finish, queued writes are committed."""
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = BridgeApp(settings, open_store(settings.database))
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        loop="uvloop" if _available("uvloop") else "asyncio",
+        http="httptools" if _available("httptools") else "h11",
+        lifespan="on",
+        access_log=False,
+        log_level=log_level,
+        backlog=4096,
+        timeout_keep_alive=75,  # longer than typical load balancers, so they close first
+        server_header=False,
+    )
+    uvicorn.Server(config).run()

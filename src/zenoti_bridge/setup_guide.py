@@ -1,0 +1,87 @@
+"""The Zenoti-side steps for connecting one source (zenoti/README.md §3), as plain text."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from .catalog import FAMILIES, types_in_family
+from .config import Settings, SourceConfig
+
+
+def webhook_url(base_url: str, source: str, config: SourceConfig) -> str:
+    """The exact URL to paste into Zenoti's webhook form for this source."""
+    url = f"{base_url.rstrip('/')}/webhooks/zenoti/{source}"
+    if config.url_token:
+        url += f"?token={quote(config.url_token, safe='')}"
+    return url
+
+
+def base_url(settings: Settings, override: str | None = None) -> str:
+    if override:
+        return override
+    if settings.server.public_url:
+        return settings.server.public_url
+    host = settings.server.host
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - naming the wildcard, not binding to it
+        host = "127.0.0.1"
+    return f"http://{host}:{settings.server.port}"
+
+
+def _event_name(type_name: str, family: str) -> str:
+    # Zenoti's form lists the last segment(s) of the type as the "Event Name"
+    parts = type_name.split(".")
+    if family in ("Class", "Appointment") and len(parts) > 2:
+        return " ".join(parts[1:])
+    return parts[-1]
+
+
+def render(settings: Settings, source: str, override_base: str | None = None) -> str:
+    config = settings.sources[source]
+    url = webhook_url(base_url(settings, override_base), source, config)
+    lines = [
+        f"Connecting Zenoti to zenoti-bridge, source {source!r}",
+        "",
+        "1. In Zenoti open Configuration > Integrations > Webhooks",
+        "   (older screens: Admin > Setup > Automation > + Add New Automation).",
+        "2. Add one webhook per event below. For each one set:",
+        f"     Name          zenoti-bridge {source} <Event Type> <Event Name>",
+        "     Description   Forwards events to zenoti-bridge",
+        "     Subscription  your organization (or one center, if only that center should send)",
+        "     Action        Webhook",
+        "     HTTP verb     POST (PUT and PATCH are accepted too)",
+        f"     URL           {url}",
+        "",
+    ]
+    for family in FAMILIES:
+        lines.append(f"   Event Type {family!r}:")
+        for kind in types_in_family(family):
+            note = "" if kind.confidence in ("doc", "obs") else f"  [{kind.confidence}]"
+            lines.append(
+                f"     - Event Name {_event_name(kind.name, family)!r:<26} ({kind.name}){note}"
+            )
+        lines.append(f"     URL: {url}")
+        lines.append("")
+    if config.signature != "off":
+        lines += [
+            "3. Signing: Zenoti signs each delivery with the webhook's secret in the",
+            "   'zenoti-webhook-signature' header. Put that secret into",
+            f"   sources.{source}.webhook_secrets (several may be listed while you rotate).",
+            f"   Signature mode is {config.signature!r}"
+            + (": unsigned or wrongly signed deliveries get 401." if config.signature == "enforce"
+               else ": failures are stored and flagged, never refused."),
+        ]
+    else:
+        lines += [
+            "3. Signatures are not checked for this source"
+            + (" (the URL token authenticates it)." if config.url_token else
+               ": anyone who knows the URL can post events. Set a url_token or secrets."),
+        ]
+    lines += [
+        "4. Press Zenoti's test button: the bridge answers {\"status\":\"ping\"} and stores nothing.",
+        "5. If Zenoti ever deactivates the webhook (20 failed deliveries in a row): check that",
+        "   the URL answers (GET /readyz), read the failure log in Zenoti, fix the cause, then",
+        "   reactivate it from the Inactive tab. Events sent during the outage are not resent.",
+        "",
+        "[inf] marks event types inferred from naming rules; listed ones have no known sample.",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,82 @@
+"""Applying the Alembic migrations, for SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, text
+
+from ..errors import StorageUnavailable
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+_LOCK_KEY = 0x5A42_4D49  # "ZBMI": one migrator at a time across intake processes
+
+
+def sqlalchemy_url(url: str) -> str:
+    """The SQLAlchemy URL for a config URL (psycopg 3 for PostgreSQL)."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url.removeprefix("postgres://")
+    if url.startswith("postgresql://"):
+        return "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return url
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return create_engine(sqlalchemy_url(url), pool_pre_ping=True)
+
+
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def head() -> str:
+    """The newest migration revision shipped with this version."""
+    revision = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    assert revision is not None
+    return revision
+
+
+def current(url: str) -> str | None:
+    """The revision the database is at, or None when it was never migrated."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    finally:
+        engine.dispose()
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Bring the database to ``revision``; safe to run from several processes at once."""
+    engine = make_engine(url)
+    config = _alembic_config()
+    try:
+        with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+    except Exception as exc:  # connection refused, disk full, permissions
+        if "OperationalError" in type(exc).__name__ or "OperationalError" in repr(exc):
+            raise StorageUnavailable(f"cannot migrate {redact(url)}: {exc}") from exc
+        raise
+    finally:
+        engine.dispose()
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        auth, _, host = rest.rpartition("@")
+        user = auth.split(":", 1)[0]
+        return f"{scheme}{sep}{user}:***@{host}" if ":" in auth else url
+    return url

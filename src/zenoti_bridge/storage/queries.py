@@ -1,0 +1,216 @@
+"""Named read operations over either backend, with SQLAlchemy Core.
+
+Reads never go through the SQLite writer thread: WAL lets them run beside it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine, func, select
+
+from ..errors import NotFound
+from .migrate import make_engine
+from .records import StoredEvent
+from .schema import deliveries, events, jobs, quarantine
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    source: str | None = None
+    type_name: str | None = None
+    status: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSummary:
+    source: str
+    events: int
+    deliveries: int
+    last_received_at: datetime | None
+
+
+class Reader:
+    """Read access for the CLI, the admin API and tests."""
+
+    def __init__(self, url: str) -> None:
+        self.engine: Engine = make_engine(url)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Reader:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    @staticmethod
+    def _event(m: Mapping[str, Any]) -> StoredEvent:
+        return StoredEvent(
+            pk=m["id"],
+            source=m["source"],
+            event_id=m["event_id"],
+            delivery_id=m["delivery_id"],
+            event_type=m["event_type"],
+            type_name=m["type_name"],
+            family=m["family"],
+            resource=m["resource"],
+            entity_id=m["entity_id"],
+            routed=bool(m["routed"]),
+            status=m["status"],
+            event_schema=m["event_schema"],
+            event_timestamp=m["event_timestamp"],
+            event_ts=_utc(m["event_ts"]),  # type: ignore[arg-type]
+            received_at=_utc(m["received_at"]),  # type: ignore[arg-type]
+            last_seen_at=_utc(m["last_seen_at"]),  # type: ignore[arg-type]
+            delivery_count=m["delivery_count"],
+            verb=m["verb"],
+            signature=m["signature"],
+            headers=orjson.loads(m["headers"]),
+            query=m["query"],
+            body=bytes(m.get("body") or b""),
+        )
+
+    def get_event(self, event_id: str, source: str | None = None) -> StoredEvent:
+        """One event with its deliveries and jobs; NotFound if absent or ambiguous."""
+        query = select(events).where(events.c.event_id == event_id)
+        if source is not None:
+            query = query.where(events.c.source == source)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.limit(2)).all()
+            if not rows:
+                where = f" from source {source!r}" if source else ""
+                raise NotFound(f"no event {event_id!r}{where}")
+            if len(rows) > 1:
+                raise NotFound(
+                    f"event {event_id!r} exists in several sources; name one with --source"
+                )
+            event = self._event(rows[0]._mapping)
+            event.deliveries = [
+                {**r._mapping, "received_at": _utc(r.received_at), "headers": orjson.loads(r.headers)}
+                for r in conn.execute(
+                    select(deliveries)
+                    .where(deliveries.c.event_pk == event.pk)
+                    .order_by(deliveries.c.id)
+                )
+            ]
+            event.jobs = [
+                dict(r._mapping)
+                for r in conn.execute(
+                    select(jobs).where(jobs.c.event_pk == event.pk).order_by(jobs.c.id)
+                )
+            ]
+        return event
+
+    def list_events(
+        self, where: EventFilter = EventFilter(), *, limit: int = 50, before_pk: int | None = None
+    ) -> list[StoredEvent]:
+        """Newest first, without bodies; page with ``before_pk`` (the last pk seen)."""
+        columns = [c for c in events.c if c.name != "body"]
+        query = select(*columns).order_by(events.c.id.desc()).limit(limit)
+        query = _filtered(query, where)
+        if before_pk is not None:
+            query = query.where(events.c.id < before_pk)
+        with self.engine.connect() as conn:
+            return [self._event(r._mapping) for r in conn.execute(query)]
+
+    def count_events(self, where: EventFilter = EventFilter()) -> int:
+        query = _filtered(select(func.count()).select_from(events), where)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def count_jobs(self, consumer: str | None = None) -> int:
+        query = select(func.count()).select_from(jobs)
+        if consumer is not None:
+            query = query.where(jobs.c.consumer == consumer)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def event_id_counts(self, source: str | None = None) -> Iterator[tuple[str, int, int]]:
+        """(event_id, rows with that id, jobs for it) for every stored event: for verification."""
+        job_count = (
+            select(jobs.c.event_pk, func.count().label("n")).group_by(jobs.c.event_pk).subquery()
+        )
+        query = (
+            select(events.c.event_id, func.count(events.c.id), func.coalesce(func.sum(job_count.c.n), 0))
+            .select_from(events.outerjoin(job_count, job_count.c.event_pk == events.c.id))
+            .group_by(events.c.event_id)
+        )
+        if source is not None:
+            query = query.where(events.c.source == source)
+        with self.engine.connect() as conn:
+            for event_id, rows, job_rows in conn.execute(query):
+                yield event_id, int(rows), int(job_rows)
+
+    def list_quarantine(self, source: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        query = select(quarantine).order_by(quarantine.c.id.desc()).limit(limit)
+        if source is not None:
+            query = query.where(quarantine.c.source == source)
+        with self.engine.connect() as conn:
+            return [
+                {**r._mapping, "body": bytes(r.body), "received_at": _utc(r.received_at)}
+                for r in conn.execute(query)
+            ]
+
+    def deliveries_count(self, source: str | None = None) -> int:
+        query = select(func.coalesce(func.sum(events.c.delivery_count), 0))
+        if source is not None:
+            query = query.where(events.c.source == source)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def source_summaries(self, names: Sequence[str]) -> list[SourceSummary]:
+        query = select(
+            events.c.source,
+            func.count(),
+            func.coalesce(func.sum(events.c.delivery_count), 0),
+            func.max(events.c.received_at),
+        ).group_by(events.c.source)
+        with self.engine.connect() as conn:
+            found = {r[0]: r for r in conn.execute(query)}
+        summaries = []
+        for name in dict.fromkeys([*names, *found]):
+            row = found.get(name)
+            summaries.append(
+                SourceSummary(
+                    source=name,
+                    events=int(row[1]) if row else 0,
+                    deliveries=int(row[2]) if row else 0,
+                    last_received_at=_utc(_as_datetime(row[3])) if row else None,
+                )
+            )
+        return summaries
+
+
+def _as_datetime(value: Any) -> datetime | None:
+    # SQLite's max() over a DateTime column comes back as text
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))
+
+
+def _filtered(query: Any, where: EventFilter) -> Any:
+    if where.source is not None:
+        query = query.where(events.c.source == where.source)
+    if where.type_name is not None:
+        query = query.where(events.c.type_name == where.type_name)
+    if where.status is not None:
+        query = query.where(events.c.status == where.status)
+    if where.since is not None:
+        query = query.where(events.c.received_at >= where.since)
+    if where.until is not None:
+        query = query.where(events.c.received_at < where.until)
+    return query
