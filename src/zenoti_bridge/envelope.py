@@ -35,9 +35,12 @@ def parse_timestamp(text: str) -> datetime:
         raise ValueError(f"not an ISO 8601 timestamp: {text!r}")
     year, month, day, hour, minute, second, fraction, zone = match.groups()
     micros = int((fraction or "0")[:6].ljust(6, "0"))
-    value = datetime(
-        int(year), int(month), int(day), int(hour), int(minute), int(second), micros, tzinfo=UTC
-    )
+    try:
+        value = datetime(
+            int(year), int(month), int(day), int(hour), int(minute), int(second), micros, tzinfo=UTC
+        )
+    except ValueError as exc:
+        raise ValueError(f"not a valid timestamp: {text!r} ({exc})") from None
     if zone and zone != "Z":
         sign = 1 if zone[0] == "+" else -1
         digits = zone[1:].replace(":", "")

@@ -1,0 +1,172 @@
+"""``zenoti-bridge serve`` as a real child process, for tests that kill it.
+
+Usage::
+
+    config = write_config(tmp_path / "bridge.toml", database_url, port=free_port())
+    with ServeProcess(config, tmp_path / "serve.log") as server:
+        server.wait_ready()
+        ...                      # POST to server.webhook_url("acme")
+        server.kill()            # SIGKILL: no shutdown code runs
+    # leaving the block kills whatever is still running
+
+The child gets no ``ZB_*`` variables from the test's environment: the file is its whole
+configuration, so what the test wrote is what the server runs with.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+import httpx
+
+READY_TIMEOUT = 30.0
+POLL_INTERVAL = 0.05
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def write_config(
+    path: Path, database_url: str, *, port: int, source: str = "acme", secret: str
+) -> Path:
+    """A TOML configuration with one enforcing source; returns ``path``."""
+    # JSON string literals are valid TOML basic strings (the URL may hold '%' and '?')
+    path.write_text(
+        "[database]\n"
+        f"url = {json.dumps(database_url)}\n"
+        "\n[server]\n"
+        'host = "127.0.0.1"\n'
+        f"port = {port}\n"
+        f"\n[sources.{source}]\n"
+        f"webhook_secrets = [{json.dumps(secret)}]\n"
+        'signature = "enforce"\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+def serve_command(config: Path) -> list[str]:
+    """The command line that starts ``serve``; the process it starts is the server itself.
+
+    ``python -m zenoti_bridge.cli`` does nothing (the module has no ``__main__`` block), so this
+    is the console script installed beside the running interpreter. Its shebang execs Python,
+    so the child's pid is the server's pid and SIGKILL reaches the server, not a wrapper.
+    """
+    script = Path(sys.executable).with_name("zenoti-bridge")
+    if not script.exists():
+        raise RuntimeError(f"{script} is missing; install the project into this interpreter")
+    return [str(script), "serve", "--config", str(config), "--log-level", "warning"]
+
+
+class ServeProcess:
+    """One ``serve`` child with its output in a log file."""
+
+    def __init__(self, config: Path, log_path: Path) -> None:
+        self.config = config
+        self.log_path = log_path
+        self.port = _configured_port(config)
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self._log: IO[bytes] | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> ServeProcess:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def process(self) -> subprocess.Popen[bytes]:
+        if self._process is None:
+            raise RuntimeError("the server was not started")
+        return self._process
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def webhook_url(self, source: str) -> str:
+        return f"{self.base_url}/webhooks/zenoti/{source}"
+
+    def start(self) -> None:
+        self._log = self.log_path.open("ab")
+        env = {key: value for key, value in os.environ.items() if not key.startswith("ZB_")}
+        self._process = subprocess.Popen(
+            serve_command(self.config),
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
+        """Return once /healthz and /readyz both answer 200; fail if the server exits first."""
+        deadline = time.monotonic() + timeout
+        with httpx.Client(base_url=self.base_url, timeout=2.0) as client:
+            for path in ("/healthz", "/readyz"):
+                while True:
+                    code = self.process.poll()
+                    if code is not None:
+                        raise AssertionError(
+                            f"serve exited with {code} before {path} answered:\n{self.log_text()}"
+                        )
+                    try:
+                        if client.get(path).status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        pass  # not listening yet
+                    if time.monotonic() > deadline:
+                        raise AssertionError(
+                            f"{path} did not answer 200 within {timeout:.0f} s:\n{self.log_text()}"
+                        )
+                    time.sleep(POLL_INTERVAL)
+
+    def kill(self) -> int:
+        """SIGKILL the server and return its exit code (``-SIGKILL`` if the signal killed it)."""
+        if self.process.poll() is None:
+            os.kill(self.pid, signal.SIGKILL)
+        return self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        """Kill the server if it still runs and close the log; safe to call more than once."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait(timeout=10)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def log_text(self) -> str:
+        if self._log is not None:
+            self._log.flush()
+        try:
+            return self.log_path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
+
+
+def _configured_port(config: Path) -> int:
+    import tomllib
+
+    port: int = tomllib.loads(config.read_text(encoding="utf-8"))["server"]["port"]
+    return port

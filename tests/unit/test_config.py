@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from zenoti_bridge.config import load_settings
+from zenoti_bridge.errors import ConfigError
+from zenoti_bridge.starter import write_starter
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "zenoti-bridge.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_without_a_file_use_embedded_sqlite(tmp_path: Path) -> None:
+    settings = load_settings(tmp_path / "absent.toml")
+    assert settings.database.url == "sqlite:///var/zenoti-bridge.db"
+    assert settings.server.port == 8080
+    assert settings.sources == {}
+
+
+def test_environment_overrides_file_key_by_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(
+        tmp_path,
+        '[server]\nhost = "0.0.0.0"\nport = 1\n[sources.acme]\nwebhook_secrets = ["s"]\n',
+    )
+    monkeypatch.setenv("ZB_SERVER__PORT", "9999")
+    monkeypatch.setenv("ZB_SOURCES__ACME__SIGNATURE", "log")
+    settings = load_settings(path)
+    assert settings.server.port == 9999
+    assert settings.server.host == "0.0.0.0"
+    assert settings.sources["acme"].signature == "log"
+    assert settings.sources["acme"].webhook_secrets == ["s"]
+
+
+def test_config_path_comes_from_zb_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, "[server]\nport = 7000\n")
+    monkeypatch.setenv("ZB_CONFIG", str(path))
+    assert load_settings().server.port == 7000
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[server]\nprot = 1\n", "server.prot: unknown key"),
+        ('[sources.acme]\nsignature = "strict"\nwebhook_secrets=["s"]\n', "sources.acme.signature"),
+        ("[sources.acme]\n", "source 'acme' has no webhook secret; set sources.acme.webhook_secrets"),
+        ('[sources."Bad Name"]\nsignature = "off"\n', "cannot be used in a URL"),
+        ('[database]\nurl = "mysql://x"\n', "database.url: must start with sqlite:///"),
+        ("[server]\nport = 70000\n", "server.port"),
+        ("[server\nport = 1\n", "not valid TOML"),
+        ('[sources.acme]\nwebhook_secrets = [" "]\n', "holds an empty secret"),
+    ],
+)
+def test_bad_config_names_the_key_and_what_to_do(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, text))
+    assert message in str(caught.value)
+    assert str(tmp_path) in str(caught.value), "the message names the file"
+
+
+def test_env_override_errors_name_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ZB_SERVER__PORT", "eighty")
+    with pytest.raises(ConfigError, match="ZB_SERVER__PORT"):
+        load_settings(tmp_path / "absent.toml")
+
+
+def test_signature_off_needs_no_secret(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, '[sources.open]\nsignature = "off"\n'))
+    assert settings.sources["open"].signature == "off"
+
+
+def test_starter_config_is_valid_private_and_has_a_demo_source(tmp_path: Path) -> None:
+    path = tmp_path / "zenoti-bridge.toml"
+    secret = write_starter(path)
+    settings = load_settings(path)
+    assert settings.sources["demo"].webhook_secrets == [secret]
+    assert len(secret) >= 32
+    assert settings.admin.tokens and settings.admin.tokens[0] != secret
+    assert path.stat().st_mode & 0o077 == 0
