@@ -24,9 +24,7 @@ from zenoti_bridge.storage import migrate as migrations
 from zenoti_bridge.storage.queries import Reader
 
 PAYLOADS = Path(__file__).parent / "fixtures" / "zenoti" / "payloads"
-POSTGRES_URL = os.environ.get(
-    "ZB_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
+POSTGRES_URL = os.environ.get("ZB_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 SECRET = "test-secret-one"
 OTHER_SECRET = "test-secret-two"

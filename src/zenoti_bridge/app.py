@@ -53,7 +53,7 @@ class BridgeApp:
         if scope["type"] == "http" and scope["path"].startswith(PREFIX):
             await self.intake(scope, receive, send)
         else:
-            await self.routes(scope, receive, send)  # type: ignore[arg-type]
+            await self.routes(scope, receive, send)
 
     async def healthz(self, _: Request) -> Response:
         return JSONResponse({"status": "ok"})

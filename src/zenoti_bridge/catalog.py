@@ -275,7 +275,12 @@ def _none(_data: Any) -> str | None:
 
 def _unknown(name: str) -> EventType:
     return EventType(
-        name=name, family=None, resource=None, confidence=None, key=_none, ordering=_none,
+        name=name,
+        family=None,
+        resource=None,
+        confidence=None,
+        key=_none,
+        ordering=_none,
         routed=False,
     )
 

@@ -77,19 +77,28 @@ def _migrate_or_check(settings: Settings, migrate: bool) -> None:
 
 
 def _banner(settings: Settings, host: str, port: int, role: str) -> None:
-    from .setup_guide import webhook_url
+    from .setup_guide import base_url, webhook_url
 
-    base = settings.server.public_url or f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"  # noqa: S104,E501
-    err.print(f"zenoti-bridge {__version__} ({role}) on {base}, store {settings.database.url.split('://')[0]}")
+    base = base_url(settings, host=host, port=port)
+    backend = settings.database.url.split("://")[0]
+    err.print(f"zenoti-bridge {__version__} ({role}) on {base}, store {backend}")
     if not settings.sources:
-        err.print("[yellow]no sources configured: every webhook will get 404. Add [sources.NAME].[/]")
+        err.print("[yellow]no sources configured: every webhook gets 404; add [sources.NAME][/]")
     for name, source in settings.sources.items():
-        err.print(f"  source {name}: POST {webhook_url(base, name, source)}  (signature {source.signature})")
+        url = webhook_url(base, name, source)
+        err.print(f"  source {name}: POST {url}  (signature {source.signature})", soft_wrap=True)
         if source.signature == "off" and not source.url_token:
             err.print(f"  [yellow]warning: source {name} accepts unauthenticated events[/]")
 
 
-def _serve(config: Path | None, host: str | None, port: int | None, no_migrate: bool, role: str, log_level: str) -> None:  # noqa: E501
+def _serve(
+    config: Path | None,
+    host: str | None,
+    port: int | None,
+    no_migrate: bool,
+    role: str,
+    log_level: str,
+) -> None:
     from . import server
 
     settings = _settings(config)
@@ -142,7 +151,9 @@ def migrate(config: ConfigOption = None) -> None:
     before = migrations.current(settings.database.url)
     _migrate_or_check(settings, True)
     after = migrations.current(settings.database.url)
-    console.print(f"database {migrations.redact(settings.database.url)}: {before or 'empty'} -> {after}")
+    console.print(
+        f"database {migrations.redact(settings.database.url)}: {before or 'empty'} -> {after}"
+    )
 
 
 @app.command()
@@ -168,13 +179,13 @@ def init(
     console.print(f"webhook URL: {url}")
     console.print("send a signed sample once the server runs:")
     console.print(
-        f"  zenoti-bridge send ../shared/zenoti/payloads/Guest.Created.json --source demo",
+        "  zenoti-bridge send ../shared/zenoti/payloads/Guest.Created.json --source demo",
         highlight=False,
     )
     console.print("or sign it yourself for curl:")
     console.print(
         "  curl -X POST " + url + " -H 'content-type: application/json' \\\n"
-        "    -H \"zenoti-webhook-signature: $(zenoti-bridge sign FILE --source demo)\" "
+        '    -H "zenoti-webhook-signature: $(zenoti-bridge sign FILE --source demo)" '
         "--data-binary @FILE",
         highlight=False,
     )
@@ -198,7 +209,9 @@ def sign(
 @app.command()
 @friendly
 def send(
-    file: Annotated[Path, typer.Argument(help="A JSON body, e.g. a file of ../shared/zenoti/payloads")],
+    file: Annotated[
+        Path, typer.Argument(help="A JSON body, e.g. a file of ../shared/zenoti/payloads")
+    ],
     source: Annotated[str, typer.Option(help="Source to send to")] = "demo",
     url: Annotated[str | None, typer.Option(help="Base URL [default: from the config]")] = None,
     verb: Annotated[str, typer.Option(help="POST, PUT or PATCH")] = "POST",
@@ -221,7 +234,9 @@ def send(
     try:
         response = httpx.request(verb.upper(), target, content=body, headers=headers, timeout=10)
     except httpx.HTTPError as exc:
-        raise ConfigError(f"cannot reach {target}: {exc}; is `zenoti-bridge serve` running?") from None
+        raise ConfigError(
+            f"cannot reach {target}: {exc}; is `zenoti-bridge serve` running?"
+        ) from None
     console.print(f"{response.status_code} {response.text}", highlight=False)
     if response.status_code >= 300:
         raise typer.Exit(1)
@@ -232,7 +247,9 @@ def _first_secret(settings: Settings, source: str) -> str:
         raise ConfigError(f"no source {source!r} in the configuration")
     secrets = settings.sources[source].webhook_secrets
     if not secrets:
-        raise ConfigError(f"source {source!r} has no webhook secret; set sources.{source}.webhook_secrets")
+        raise ConfigError(
+            f"source {source!r} has no webhook secret; set sources.{source}.webhook_secrets"
+        )
     return secrets[0]
 
 
@@ -268,7 +285,16 @@ def sources_list(config: ConfigOption = None) -> None:
     from .storage.queries import Reader
 
     settings = _settings(config)
-    table = Table("source", "signature", "secrets", "url token", "events", "deliveries", "last received", "webhook URL")  # noqa: E501
+    table = Table(
+        "source",
+        "signature",
+        "secrets",
+        "url token",
+        "events",
+        "deliveries",
+        "last received",
+        "webhook URL",
+    )
     with Reader(settings.database.url) as reader:
         summaries = {s.source: s for s in reader.source_summaries(list(settings.sources))}
     for name, summary in summaries.items():
@@ -307,16 +333,32 @@ def events_list(
     settings = _settings(config)
     type_name = lookup(event_type).name if event_type else None
     with Reader(settings.database.url) as reader:
-        rows = reader.list_events(EventFilter(source=source, type_name=type_name, status=status), limit=limit)
+        rows = reader.list_events(
+            EventFilter(source=source, type_name=type_name, status=status), limit=limit
+        )
     if as_json:
         for row in rows:
             sys.stdout.write(orjson.dumps(_summary(row)).decode() + "\n")
         return
-    table = Table("received", "source", "event type", "event_id", "status", "deliveries", "signature", "entity")  # noqa: E501
+    table = Table(
+        "received",
+        "source",
+        "event type",
+        "event_id",
+        "status",
+        "deliveries",
+        "signature",
+        "entity",
+    )
     for row in rows:
         table.add_row(
-            _when(row.received_at), row.source, row.type_name, row.event_id, row.status,
-            str(row.delivery_count), row.signature,
+            _when(row.received_at),
+            row.source,
+            row.type_name,
+            row.event_id,
+            row.status,
+            str(row.delivery_count),
+            row.signature,
             f"{row.resource}:{row.entity_id}" if row.resource else "-",
         )
     console.print(table)
@@ -354,19 +396,31 @@ def events_show(
     with Reader(settings.database.url) as reader:
         event = reader.get_event(event_id, source)
     summary = _summary(event)
-    summary.update(delivery_id=event.delivery_id, verb=event.verb, family=event.family, routed=event.routed)
+    summary.update(
+        delivery_id=event.delivery_id, verb=event.verb, family=event.family, routed=event.routed
+    )
     table = Table(show_header=False)
     for key, value in summary.items():
         table.add_row(key, str(value))
     console.print(table)
     if event.deliveries:
-        deliveries = Table("later delivery", "received", "verb", "signature", title="duplicate deliveries")
+        deliveries = Table(
+            "later delivery", "received", "verb", "signature", title="duplicate deliveries"
+        )
         for d in event.deliveries:
-            deliveries.add_row(str(d["delivery_id"]), _when(d["received_at"]), d["verb"], d["signature"])
+            deliveries.add_row(
+                str(d["delivery_id"]), _when(d["received_at"]), d["verb"], d["signature"]
+            )
         console.print(deliveries)
     jobs = Table("job", "consumer", "status", "attempts", "ordering key", title="jobs")
     for job in event.jobs:
-        jobs.add_row(str(job["id"]), job["consumer"], job["status"], str(job["attempts"]), str(job["ordering_key"]))
+        jobs.add_row(
+            str(job["id"]),
+            job["consumer"],
+            job["status"],
+            str(job["attempts"]),
+            str(job["ordering_key"]),
+        )
     console.print(jobs)
     console.print("headers:", highlight=False)
     for name, value in event.headers:

@@ -43,8 +43,7 @@ class DatabaseConfig(_Section):
     def _known_scheme(cls, url: str) -> str:
         if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
             raise ValueError(
-                "must start with sqlite:/// (a file) or postgresql:// (a server), "
-                f"got {url!r}"
+                f"must start with sqlite:/// (a file) or postgresql:// (a server), got {url!r}"
             )
         return url
 

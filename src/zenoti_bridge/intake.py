@@ -62,9 +62,9 @@ class _Disconnected(Exception):
     pass
 
 
-def _json(status: int, payload: dict[str, Any], extra: Iterable[tuple[bytes, bytes]] = ()) -> tuple[
-    int, bytes, list[tuple[bytes, bytes]]
-]:
+def _json(
+    status: int, payload: dict[str, Any], extra: Iterable[tuple[bytes, bytes]] = ()
+) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
     body = orjson.dumps(payload)
     headers = [
         (b"content-type", b"application/json"),
@@ -130,7 +130,10 @@ class Intake:
             self.metrics.count(name, "method_not_allowed")
             return _json(
                 405,
-                {"error": "method_not_allowed", "message": f"{verb} is not accepted; use POST, PUT or PATCH"},
+                {
+                    "error": "method_not_allowed",
+                    "message": f"{verb} is not accepted; use POST, PUT or PATCH",
+                },
                 [(b"allow", b"POST, PUT, PATCH")],
             )
         raw_headers: list[tuple[bytes, bytes]] = scope["headers"]
@@ -166,7 +169,14 @@ class Intake:
             envelope = parse_envelope(body)
         except EnvelopeError as exc:
             return await self._quarantine(
-                source, verb, verdict, exc.reason, exc.detail, headers_json, query_text, body,
+                source,
+                verb,
+                verdict,
+                exc.reason,
+                exc.detail,
+                headers_json,
+                query_text,
+                body,
                 received_at,
             )
         kind = catalog.lookup(envelope.event_type)

@@ -18,7 +18,9 @@ def _available(module: str) -> bool:
 
 def run(settings: Settings, *, host: str, port: int, log_level: str = "info") -> None:
     """Serve until SIGINT/SIGTERM; in-flight requests finish, queued writes are committed."""
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     app = BridgeApp(settings, open_store(settings.database))
     config = uvicorn.Config(
         app,

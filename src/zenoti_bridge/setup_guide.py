@@ -16,15 +16,22 @@ def webhook_url(base_url: str, source: str, config: SourceConfig) -> str:
     return url
 
 
-def base_url(settings: Settings, override: str | None = None) -> str:
+def base_url(
+    settings: Settings,
+    override: str | None = None,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+) -> str:
+    """Where Zenoti reaches the bridge: the override, server.public_url, or the bound address."""
     if override:
         return override
     if settings.server.public_url:
         return settings.server.public_url
-    host = settings.server.host
+    host = host or settings.server.host
     if host in ("0.0.0.0", "::", ""):  # noqa: S104 - naming the wildcard, not binding to it
         host = "127.0.0.1"
-    return f"http://{host}:{settings.server.port}"
+    return f"http://{host}:{settings.server.port if port is None else port}"
 
 
 def _event_name(type_name: str, family: str) -> str:
@@ -67,17 +74,23 @@ def render(settings: Settings, source: str, override_base: str | None = None) ->
             "   'zenoti-webhook-signature' header. Put that secret into",
             f"   sources.{source}.webhook_secrets (several may be listed while you rotate).",
             f"   Signature mode is {config.signature!r}"
-            + (": unsigned or wrongly signed deliveries get 401." if config.signature == "enforce"
-               else ": failures are stored and flagged, never refused."),
+            + (
+                ": unsigned or wrongly signed deliveries get 401."
+                if config.signature == "enforce"
+                else ": failures are stored and flagged, never refused."
+            ),
         ]
     else:
         lines += [
             "3. Signatures are not checked for this source"
-            + (" (the URL token authenticates it)." if config.url_token else
-               ": anyone who knows the URL can post events. Set a url_token or secrets."),
+            + (
+                " (the URL token authenticates it)."
+                if config.url_token
+                else ": anyone who knows the URL can post events. Set a url_token or secrets."
+            ),
         ]
     lines += [
-        "4. Press Zenoti's test button: the bridge answers {\"status\":\"ping\"} and stores nothing.",
+        '4. Press Zenoti\'s test button: the bridge answers {"status":"ping"} and stores nothing.',
         "5. If Zenoti ever deactivates the webhook (20 failed deliveries in a row): check that",
         "   the URL answers (GET /readyz), read the failure log in Zenoti, fix the cause, then",
         "   reactivate it from the Inactive tab. Events sent during the outage are not resent.",

@@ -2,12 +2,14 @@
 
 Usage::
 
-    config = write_config(tmp_path / "bridge.toml", database_url, port=free_port())
-    with ServeProcess(config, tmp_path / "serve.log") as server:
+    config = write_config(tmp_path / "bridge.toml", database_url, port=free_port(), secret=s)
+    with ServeProcesses(tmp_path) as servers:
+        server = servers.start(config)   # output in tmp_path / "serve-1.log"
         server.wait_ready()
-        ...                      # POST to server.webhook_url("acme")
-        server.kill()            # SIGKILL: no shutdown code runs
-    # leaving the block kills whatever is still running
+        ...                              # POST to server.webhook_url("acme")
+        server.kill()                    # SIGKILL: no shutdown code runs
+        again = servers.start(config)    # the same configuration, "serve-2.log"
+    # leaving the block kills whatever still runs; on an error it prints every log first
 
 The child gets no ``ZB_*`` variables from the test's environment: the file is its whole
 configuration, so what the test wrote is what the server runs with.
@@ -22,6 +24,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 from types import TracebackType
 from typing import IO
@@ -60,16 +63,21 @@ def write_config(
 
 
 def serve_command(config: Path) -> list[str]:
-    """The command line that starts ``serve``; the process it starts is the server itself.
+    """The command line that starts ``serve`` in this interpreter.
 
-    ``python -m zenoti_bridge.cli`` does nothing (the module has no ``__main__`` block), so this
-    is the console script installed beside the running interpreter. Its shebang execs Python,
-    so the child's pid is the server's pid and SIGKILL reaches the server, not a wrapper.
+    ``python -m`` runs the server in the child itself (no wrapper process), so the child's pid
+    is the server's pid and SIGKILL reaches the server.
     """
-    script = Path(sys.executable).with_name("zenoti-bridge")
-    if not script.exists():
-        raise RuntimeError(f"{script} is missing; install the project into this interpreter")
-    return [str(script), "serve", "--config", str(config), "--log-level", "warning"]
+    return [
+        sys.executable,
+        "-m",
+        "zenoti_bridge.cli",
+        "serve",
+        "--config",
+        str(config),
+        "--log-level",
+        "warning",
+    ]
 
 
 class ServeProcess:
@@ -82,18 +90,6 @@ class ServeProcess:
         self.base_url = f"http://127.0.0.1:{self.port}"
         self._log: IO[bytes] | None = None
         self._process: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> ServeProcess:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def process(self) -> subprocess.Popen[bytes]:
@@ -165,8 +161,35 @@ class ServeProcess:
             return ""
 
 
-def _configured_port(config: Path) -> int:
-    import tomllib
+class ServeProcesses:
+    """Every server a test starts, numbered in order; all stopped when the block ends."""
 
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.started: list[ServeProcess] = []
+
+    def start(self, config: Path) -> ServeProcess:
+        server = ServeProcess(config, self.log_dir / f"serve-{len(self.started) + 1}.log")
+        self.started.append(server)
+        server.start()
+        return server
+
+    def __enter__(self) -> ServeProcesses:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        for server in self.started:
+            server.stop()
+        if error is not None:
+            for server in self.started:
+                print(f"\n----- {server.log_path} -----\n{server.log_text()}")
+
+
+def _configured_port(config: Path) -> int:
     port: int = tomllib.loads(config.read_text(encoding="utf-8"))["server"]["port"]
     return port

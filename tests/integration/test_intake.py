@@ -209,8 +209,13 @@ async def test_unknown_event_types_are_stored_unrouted_without_jobs(
 ) -> None:
     client = await make_client()
     body = orjson.dumps(
-        {"id": "1" * 24, "event_id": "2" * 24, "event_type": "Gift.Card.Sold",
-         "event_timestamp": "2024-06-03T15:12:41.1180243Z", "data": {"id": "g"}}
+        {
+            "id": "1" * 24,
+            "event_id": "2" * 24,
+            "event_type": "Gift.Card.Sold",
+            "event_timestamp": "2024-06-03T15:12:41.1180243Z",
+            "data": {"id": "g"},
+        }
     )
     answer = await client.post(URL, content=body, headers=signed(body))
     assert answer.json()["status"] == "accepted"
@@ -226,7 +231,9 @@ async def test_the_same_event_from_50_connections_is_stored_once(
     answers = await asyncio.gather(
         *(
             client.post(URL, content=body, headers=signed(body))
-            for body in (with_ids(payload("Invoice.Closed"), "a" * 24, f"{n:024x}") for n in range(50))
+            for body in (
+                with_ids(payload("Invoice.Closed"), "a" * 24, f"{n:024x}") for n in range(50)
+            )
         )
     )
     statuses = sorted(a.json()["status"] for a in answers)

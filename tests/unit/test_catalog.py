@@ -19,8 +19,14 @@ def test_every_fixture_type_is_in_the_catalog() -> None:
 
 @pytest.mark.parametrize(
     "spelling",
-    ["Guestpass.Redeemed", "guestpass.redeemed", "GUESTPASS.REDEEMED", "Guest pass.Redeemed",
-     "guest_pass.redeemed", "Guest-Pass.Redeemed"],
+    [
+        "Guestpass.Redeemed",
+        "guestpass.redeemed",
+        "GUESTPASS.REDEEMED",
+        "Guest pass.Redeemed",
+        "guest_pass.redeemed",
+        "Guest-Pass.Redeemed",
+    ],
 )
 def test_type_names_match_ignoring_case_and_separators(spelling: str) -> None:
     kind = catalog.lookup(spelling)
@@ -92,6 +98,13 @@ def test_key_extraction_never_raises_on_odd_data(data: object) -> None:
 
 def test_families_cover_zenotis_event_type_list() -> None:
     assert set(catalog.FAMILIES) == {
-        "Invoice", "Guest", "Class", "Guest Membership", "Guest Package", "Guest Pass",
-        "Appointment", "Appointment Group", "Employee",
+        "Invoice",
+        "Guest",
+        "Class",
+        "Guest Membership",
+        "Guest Package",
+        "Guest Pass",
+        "Appointment",
+        "Appointment Group",
+        "Employee",
     }

@@ -33,7 +33,7 @@ def test_environment_overrides_file_key_by_key(
     monkeypatch.setenv("ZB_SOURCES__ACME__SIGNATURE", "log")
     settings = load_settings(path)
     assert settings.server.port == 9999
-    assert settings.server.host == "0.0.0.0"
+    assert settings.server.host == "0.0.0.0"  # noqa: S104 - a config value, not a bind
     assert settings.sources["acme"].signature == "log"
     assert settings.sources["acme"].webhook_secrets == ["s"]
 
@@ -49,7 +49,10 @@ def test_config_path_comes_from_zb_config(tmp_path: Path, monkeypatch: pytest.Mo
     [
         ("[server]\nprot = 1\n", "server.prot: unknown key"),
         ('[sources.acme]\nsignature = "strict"\nwebhook_secrets=["s"]\n', "sources.acme.signature"),
-        ("[sources.acme]\n", "source 'acme' has no webhook secret; set sources.acme.webhook_secrets"),
+        (
+            "[sources.acme]\n",
+            "source 'acme' has no webhook secret; set sources.acme.webhook_secrets",
+        ),
         ('[sources."Bad Name"]\nsignature = "off"\n', "cannot be used in a URL"),
         ('[database]\nurl = "mysql://x"\n', "database.url: must start with sqlite:///"),
         ("[server]\nport = 70000\n", "server.port"),

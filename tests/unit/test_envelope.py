@@ -56,7 +56,9 @@ def test_object_ids_carry_their_creation_second() -> None:
     assert is_object_id("665ddd69aa5bf36518677db7")
     assert not is_object_id("665ddd69aa5bf36518677db")
     assert not is_object_id(12)
-    assert object_id_time("665ddd69aa5bf36518677db7") == datetime(2024, 6, 3, 15, 12, 41, tzinfo=UTC)
+    assert object_id_time("665ddd69aa5bf36518677db7") == datetime(
+        2024, 6, 3, 15, 12, 41, tzinfo=UTC
+    )
     assert object_id_time("nope") is None
 
 
@@ -98,5 +100,7 @@ def test_bodies_that_are_not_envelopes_are_refused_with_a_reason(body: bytes, re
 
 
 def test_integer_event_ids_are_taken_as_text() -> None:
-    body = orjson.dumps({"event_id": 42, "event_type": "X", "event_timestamp": "2024-01-01T00:00:00Z"})
+    body = orjson.dumps(
+        {"event_id": 42, "event_type": "X", "event_timestamp": "2024-01-01T00:00:00Z"}
+    )
     assert parse_envelope(body).event_id == "42"

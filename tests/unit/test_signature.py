@@ -44,7 +44,9 @@ def test_any_configured_secret_may_sign_for_rotation() -> None:
 
 def test_a_wrong_secret_or_changed_body_is_invalid() -> None:
     assert signature.verify(BODY, signature.sign("other", BODY), SECRETS) is Verdict.INVALID
-    assert signature.verify(BODY + b" ", signature.sign("current", BODY), SECRETS) is Verdict.INVALID
+    assert (
+        signature.verify(BODY + b" ", signature.sign("current", BODY), SECRETS) is Verdict.INVALID
+    )
 
 
 @pytest.mark.parametrize("header", ["sha256 =zz", "garbage", "sha256 =" + "AB-" * 31 + "A"])

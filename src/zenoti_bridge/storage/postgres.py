@@ -147,7 +147,8 @@ class PostgresStore:
                     row = await (await conn.execute(_RECORD_DUPLICATE, params)).fetchone()
                     if row is not None:
                         return Recorded(Outcome.DUPLICATE, int(row[0]))
-        except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
+        except (psycopg.Error, PoolTimeout) as exc:
+            # whatever failed, nothing was committed: answering 503 makes Zenoti send it again
             raise StorageUnavailable(f"PostgreSQL write failed: {exc}") from exc
         raise StorageUnavailable(f"event {event.event_id} neither inserted nor found")
 
@@ -167,7 +168,7 @@ class PostgresStore:
         try:
             async with self._require_pool().connection() as conn, conn.transaction():
                 row = await (await conn.execute(_QUARANTINE, params)).fetchone()
-        except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
+        except (psycopg.Error, PoolTimeout) as exc:
             raise StorageUnavailable(f"PostgreSQL write failed: {exc}") from exc
         assert row is not None
         return int(row[0])
@@ -176,5 +177,5 @@ class PostgresStore:
         try:
             async with self._require_pool().connection() as conn, conn.transaction():
                 await conn.execute(_PROBE)
-        except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
+        except (psycopg.Error, PoolTimeout) as exc:
             raise StorageUnavailable(f"PostgreSQL at {redact(self.url)}: {exc}") from exc

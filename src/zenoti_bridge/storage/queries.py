@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, RowMapping, func, select
 
 from ..errors import NotFound
 from .migrate import make_engine
@@ -58,7 +58,7 @@ class Reader:
         self.close()
 
     @staticmethod
-    def _event(m: Mapping[str, Any]) -> StoredEvent:
+    def _event(m: RowMapping | Mapping[str, Any]) -> StoredEvent:
         return StoredEvent(
             pk=m["id"],
             source=m["source"],
@@ -100,7 +100,11 @@ class Reader:
                 )
             event = self._event(rows[0]._mapping)
             event.deliveries = [
-                {**r._mapping, "received_at": _utc(r.received_at), "headers": orjson.loads(r.headers)}
+                {
+                    **r._mapping,
+                    "received_at": _utc(r.received_at),
+                    "headers": orjson.loads(r.headers),
+                }
                 for r in conn.execute(
                     select(deliveries)
                     .where(deliveries.c.event_pk == event.pk)
@@ -145,7 +149,11 @@ class Reader:
             select(jobs.c.event_pk, func.count().label("n")).group_by(jobs.c.event_pk).subquery()
         )
         query = (
-            select(events.c.event_id, func.count(events.c.id), func.coalesce(func.sum(job_count.c.n), 0))
+            select(
+                events.c.event_id,
+                func.count(events.c.id),
+                func.coalesce(func.sum(job_count.c.n), 0),
+            )
             .select_from(events.outerjoin(job_count, job_count.c.event_pk == events.c.id))
             .group_by(events.c.event_id)
         )

@@ -15,6 +15,7 @@ copied nearly every frame.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import queue
@@ -184,8 +185,10 @@ class SQLiteStore:
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False, timeout=self.busy_timeout_ms
-            / 1000
+            self.path,
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=self.busy_timeout_ms / 1000,
         )
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
@@ -238,10 +241,9 @@ class SQLiteStore:
         for request, (value, error) in zip(batch, outcomes, strict=True):
             by_loop.setdefault(request.loop, []).append((request.future, value, error))
         for loop, pairs in by_loop.items():
-            try:
+            # a loop that closed while we wrote has nobody waiting on it
+            with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_resolve, pairs)
-            except RuntimeError:  # the loop closed while we wrote; nobody is waiting
-                pass
 
     def _commit(self, batch: list[_Request]) -> list[tuple[Any, BaseException | None]]:
         if self._conn is None:
@@ -263,10 +265,8 @@ class SQLiteStore:
     def _reset_connection(self) -> None:
         # after an I/O error SQLite may keep a broken handle: start over on the next batch
         if self._conn is not None:
-            try:
+            with contextlib.suppress(sqlite3.Error):
                 self._conn.close()
-            except sqlite3.Error:
-                pass
             self._conn = None
 
     def _truncate_wal(self) -> None:

@@ -53,9 +53,7 @@ def upgrade() -> None:
     op.create_table(
         "deliveries",
         sa.Column("id", Id, primary_key=True, autoincrement=True),
-        sa.Column(
-            "event_pk", Id, sa.ForeignKey("events.id", ondelete="CASCADE"), nullable=False
-        ),
+        sa.Column("event_pk", Id, sa.ForeignKey("events.id", ondelete="CASCADE"), nullable=False),
         sa.Column("delivery_id", sa.Text),
         sa.Column("received_at", Time, nullable=False),
         sa.Column("verb", sa.Text, nullable=False),
@@ -67,9 +65,7 @@ def upgrade() -> None:
     op.create_table(
         "jobs",
         sa.Column("id", Id, primary_key=True, autoincrement=True),
-        sa.Column(
-            "event_pk", Id, sa.ForeignKey("events.id", ondelete="CASCADE"), nullable=False
-        ),
+        sa.Column("event_pk", Id, sa.ForeignKey("events.id", ondelete="CASCADE"), nullable=False),
         sa.Column("consumer", sa.Text, nullable=False),
         sa.Column("status", sa.Text, nullable=False),
         sa.Column("ordering_key", sa.Text),

@@ -1,0 +1,142 @@
+"""The servers under test, each a subprocess: ``zenoti-bridge serve`` and the no-op ASGI app.
+
+The bridge runs from a temporary TOML file holding only the database URL, the port and one
+source, so every other setting (SQLite ``synchronous=FULL``, WAL, the group-commit writer, the
+WAL limit, the PostgreSQL pool) is the shipped default. ``ZB_*`` variables are removed from the
+child's environment so that nothing overrides the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+HOST = "127.0.0.1"
+NOOP_APP = Path(__file__).with_name("noop_app.py")
+# uvicorn re-raises the SIGINT it handled once it has shut down: 130 (128 + SIGINT) is clean
+CLEAN_EXITS = frozenset({0, 128 + signal.SIGINT, -signal.SIGINT})
+
+
+class ServerFailed(RuntimeError):
+    """A server did not start, or died."""
+
+
+@dataclass(slots=True)
+class Server:
+    """One running server process and where its output goes."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    port: int
+    log: Path
+    ready_path: str
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                code = self.process.returncode
+                raise ServerFailed(f"{self.name} exited with {code}:\n{self.tail()}")
+            try:
+                if httpx.get(self.base_url + self.ready_path, timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise ServerFailed(f"{self.name} not ready after {timeout:.0f} s:\n{self.tail()}")
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGINT (graceful: queued writes are committed), then SIGKILL if it hangs."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("ZB_")}
+
+
+def write_config(path: Path, *, database_url: str, port: int, source: str, secret: str) -> None:
+    """A minimal configuration: everything not named here keeps its shipped default."""
+    # JSON strings are valid TOML basic strings
+    path.write_text(
+        f"[database]\nurl = {json.dumps(database_url)}\n\n"
+        f"[server]\nhost = {json.dumps(HOST)}\nport = {port}\n\n"
+        f"[sources.{source}]\nwebhook_secrets = [{json.dumps(secret)}]\n"
+        'signature = "enforce"\n',
+        encoding="utf-8",
+    )
+
+
+def _spawn(name: str, command: list[str], log: Path, ready_path: str, port: int) -> Server:
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, env=_clean_env(), cwd=log.parent
+        )
+    return Server(name=name, process=process, port=port, log=log, ready_path=ready_path)
+
+
+def bridge_command() -> str:
+    """The ``zenoti-bridge`` script installed beside this interpreter."""
+    script = Path(sys.executable).with_name("zenoti-bridge")
+    if not script.exists():
+        raise ServerFailed(f"{script} not found; install the project (pip install -e .)")
+    return str(script)
+
+
+def start_intake(workdir: Path, config: Path, port: int) -> Server:
+    command = [
+        bridge_command(), "serve", "--config", str(config), "--port", str(port),
+        "--log-level", "warning",
+    ]
+    return _spawn("zenoti-bridge serve", command, workdir / f"serve-{port}.log", "/readyz", port)
+
+
+def start_noop(workdir: Path, port: int) -> Server:
+    command = [sys.executable, str(NOOP_APP), "--port", str(port), "--log-level", "warning"]
+    return _spawn("no-op ASGI app", command, workdir / f"noop-{port}.log", "/healthz", port)
+
+
+@contextmanager
+def running(server: Server) -> Iterator[Server]:
+    """Wait until ``server`` is ready; stop it however the block ends."""
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        code = server.stop()
+        if code not in CLEAN_EXITS:
+            print(f"  warning: {server.name} exited with {code}:\n{server.tail()}", flush=True)
