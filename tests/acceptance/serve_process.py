@@ -101,8 +101,11 @@ class ServeProcess:
     def pid(self) -> int:
         return self.process.pid
 
+    def webhook_path(self, source: str) -> str:
+        return f"/webhooks/zenoti/{source}"
+
     def webhook_url(self, source: str) -> str:
-        return f"{self.base_url}/webhooks/zenoti/{source}"
+        return self.base_url + self.webhook_path(source)
 
     def start(self) -> None:
         self._log = self.log_path.open("ab")

@@ -15,7 +15,6 @@ clean shutdown might flush. The seed is ``ZB_TEST_SEED`` (printed with the resul
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import random
 import signal
@@ -27,7 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 import pytest
 
@@ -35,7 +33,8 @@ from tests.conftest import payload
 from zenoti_bridge.signature import DEFAULT_HEADER, sign
 from zenoti_bridge.storage.queries import Reader
 
-from .serve_process import ServeProcesses, free_port, write_config
+from .serve_process import ServeProcess, ServeProcesses, free_port, write_config
+from .webhook_client import Connection, NoAnswer
 
 EVENTS = 20_000
 CONNECTIONS = 32
@@ -44,7 +43,6 @@ SECRET = "sigkill-acceptance-secret"
 SEED = int(os.environ.get("ZB_TEST_SEED", "20240603"))
 KILL_BETWEEN = (0.30, 0.60)  # share of the events acknowledged when the kill comes
 REQUEST_TIMEOUT = 10.0  # Zenoti's own delivery timeout
-ONE_CONNECTION = httpx.Limits(max_connections=1, max_keepalive_connections=1)
 PHASE_DEADLINE = 90.0  # a hang guard, not a performance expectation
 RESEND_ROUNDS = 3
 
@@ -97,7 +95,7 @@ def make_deliveries(count: int, rng: random.Random) -> list[Delivery]:
 
 
 async def deliver(
-    url: str,
+    server: ServeProcess,
     deliveries: Sequence[Delivery],
     *,
     kill_after: int | None = None,
@@ -110,43 +108,39 @@ async def deliver(
     """
     seen = Round()
     pending = iter(deliveries)
+    path = server.webhook_path(SOURCE)
     stopped = False
 
-    async def sender(client: httpx.AsyncClient) -> None:
+    async def sender() -> None:
         nonlocal stopped
-        while not stopped:
-            delivery = next(pending, None)
-            if delivery is None:
-                return
-            seen.in_flight += 1
-            try:
-                response = await client.post(url, content=delivery.body, headers=delivery.headers)
-            except httpx.TransportError as exc:  # refused, reset, cut short, timed out
-                seen.unanswered[delivery.event_id] = type(exc).__name__
-                continue
-            finally:
-                seen.in_flight -= 1
-            if not response.is_success:
-                seen.unanswered[delivery.event_id] = f"HTTP {response.status_code}"
-                continue
-            seen.acknowledged[delivery.event_id] = response.json()["status"]
-            if len(seen.acknowledged) == kill_after and kill is not None:
-                seen.in_flight_at_kill = seen.in_flight
-                kill()
-                stopped = True
+        connection = Connection("127.0.0.1", server.port, timeout=REQUEST_TIMEOUT)
+        try:
+            while not stopped:
+                delivery = next(pending, None)
+                if delivery is None:
+                    return
+                seen.in_flight += 1
+                try:
+                    status, answer = await connection.post(path, delivery.body, delivery.headers)
+                except NoAnswer as exc:
+                    seen.unanswered[delivery.event_id] = str(exc).split(":", 1)[0]
+                    continue
+                finally:
+                    seen.in_flight -= 1
+                if not 200 <= status < 300:
+                    seen.unanswered[delivery.event_id] = f"HTTP {status}"
+                    continue
+                seen.acknowledged[delivery.event_id] = orjson.loads(answer)["status"]
+                if len(seen.acknowledged) == kill_after and kill is not None:
+                    seen.in_flight_at_kill = seen.in_flight
+                    kill()
+                    stopped = True
+        finally:
+            await connection.close()
 
-    # one client per connection: httpcore's pool scans every connection for every request,
-    # which with 32 of them costs more CPU than the server spends storing the event
-    async with contextlib.AsyncExitStack() as stack:
-        clients = [
-            await stack.enter_async_context(
-                httpx.AsyncClient(limits=ONE_CONNECTION, timeout=REQUEST_TIMEOUT)
-            )
-            for _ in range(CONNECTIONS)
-        ]
-        async with asyncio.timeout(PHASE_DEADLINE), asyncio.TaskGroup() as senders:
-            for client in clients:
-                senders.create_task(sender(client))
+    async with asyncio.timeout(PHASE_DEADLINE), asyncio.TaskGroup() as senders:
+        for _ in range(CONNECTIONS):
+            senders.create_task(sender())
     return seen
 
 
@@ -179,7 +173,7 @@ def test_every_acknowledged_event_survives_sigkill_exactly_once(
         load_started = time.perf_counter()
         before = asyncio.run(
             deliver(
-                first.webhook_url(SOURCE),
+                first,
                 deliveries,
                 kill_after=kill_after,
                 kill=lambda: os.kill(first.pid, signal.SIGKILL),
@@ -203,7 +197,7 @@ def test_every_acknowledged_event_survives_sigkill_exactly_once(
         for _ in range(RESEND_ROUNDS):
             if not to_send:
                 break
-            again = asyncio.run(deliver(second.webhook_url(SOURCE), to_send))
+            again = asyncio.run(deliver(second, to_send))
             resent.update(again.acknowledged)
             lost_answers.update(again.unanswered)
             to_send = [d for d in to_send if d.event_id in again.unanswered]
