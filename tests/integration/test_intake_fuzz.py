@@ -101,6 +101,8 @@ envelopes = st.fixed_dictionaries(
         "data": json_values,
     },
 )
+
+
 def to_json(value: object) -> bytes:
     # the standard library writes integers of any size, which orjson refuses to
     return json.dumps(value).encode()

@@ -1,0 +1,144 @@
+"""The command line, in process: every command answers --help, bad input is one line, exit 2."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from tests.conftest import PAYLOADS
+from zenoti_bridge.app import BridgeApp
+from zenoti_bridge.cli import app
+from zenoti_bridge.config import load_settings
+from zenoti_bridge.signature import Verdict, sign, verify
+from zenoti_bridge.storage import migrate as migrations
+from zenoti_bridge.storage import open_store
+
+runner = CliRunner()
+
+COMMANDS = [
+    ["serve"],
+    ["intake"],
+    ["migrate"],
+    ["init"],
+    ["sign"],
+    ["send"],
+    ["setup-guide"],
+    ["sources"],
+    ["sources", "list"],
+    ["events"],
+    ["events", "list"],
+    ["events", "show"],
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_every_command_has_help(command: list[str]) -> None:
+    result = runner.invoke(app, [*command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output
+
+
+@pytest.fixture
+def configured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["init"])
+    assert result.exit_code == 0, result.output
+    assert "http://127.0.0.1:8080/webhooks/zenoti/demo" in result.output
+    return tmp_path / "zenoti-bridge.toml"
+
+
+def test_init_writes_a_starter_config_once(configured: Path) -> None:
+    before = configured.read_text()
+    again = runner.invoke(app, ["init"])
+    assert again.exit_code == 0 and "leaving it" in again.output
+    assert configured.read_text() == before
+
+
+def test_sign_prints_the_header_zenoti_would_send(configured: Path) -> None:
+    sample = PAYLOADS / "Guest.Created.json"
+    result = runner.invoke(app, ["sign", str(sample), "--source", "demo"])
+    assert result.exit_code == 0, result.output
+    secret = load_settings(configured).sources["demo"].webhook_secrets[0].encode()
+    assert verify(sample.read_bytes(), result.output.strip(), [secret]) is Verdict.VALID
+
+
+def test_migrate_then_list_sources_and_events(configured: Path) -> None:
+    migrated = runner.invoke(app, ["migrate"])
+    assert migrated.exit_code == 0, migrated.output
+    assert "empty -> 0001" in migrated.output
+    sources = runner.invoke(app, ["sources", "list"])
+    assert sources.exit_code == 0 and "demo" in sources.output
+    events = runner.invoke(app, ["events", "list", "--json"])
+    assert events.exit_code == 0 and events.output == ""
+
+
+def test_setup_guide_names_every_family_and_the_exact_url(configured: Path) -> None:
+    result = runner.invoke(app, ["setup-guide", "demo", "--base-url", "https://bridge.example.com"])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("URL: https://bridge.example.com/webhooks/zenoti/demo") == 9
+    for family in ("Invoice", "Guest Membership", "Appointment Group", "Employee", "Class"):
+        assert f"Event Type '{family}'" in result.output
+    assert "inactive tab" in result.output.lower()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["setup-guide", "nobody"], "no source 'nobody'"),
+        (["events", "show", "0" * 24], "no event"),
+        (["sign", "missing.json"], "missing.json"),
+        (["sign", "zenoti-bridge.toml", "--source", "nobody"], "no source 'nobody'"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(configured: Path, argv: list[str], message: str) -> None:
+    runner.invoke(app, ["migrate"])
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_bad_config_line_names_the_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("zenoti-bridge.toml").write_text('[sources.acme]\nsignature = "sometimes"\n')
+    result = runner.invoke(app, ["sources", "list"])
+    assert result.exit_code == 2
+    assert "sources.acme.signature" in result.output
+    assert "ZB_SOURCES__ACME__SIGNATURE" in result.output
+
+
+def test_serve_refuses_an_unmigrated_database_with_no_migrate(configured: Path) -> None:
+    result = runner.invoke(app, ["serve", "--no-migrate"])
+    assert result.exit_code == 2
+    assert "zenoti-bridge migrate" in result.output
+
+
+def test_events_list_and_show_after_a_delivery(configured: Path) -> None:
+    settings = load_settings(configured)
+    migrations.upgrade(settings.database.url)
+
+    async def deliver() -> None:
+        store = open_store(settings.database)
+        await store.start()
+        transport = httpx.ASGITransport(app=BridgeApp(settings, store, manage_store=False))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            body = (PAYLOADS / "Invoice.Closed.json").read_bytes()
+            secret = settings.sources["demo"].webhook_secrets[0]
+            headers = {"zenoti-webhook-signature": sign(secret, body)}
+            answer = await client.post("/webhooks/zenoti/demo", content=body, headers=headers)
+            assert answer.status_code == 200
+        await store.stop()
+
+    asyncio.run(deliver())
+    listed = runner.invoke(app, ["events", "list", "--json"])
+    (line,) = listed.output.splitlines()
+    assert orjson.loads(line)["type_name"] == "Invoice.Closed"
+    shown = runner.invoke(app, ["events", "show", "6668d2835c80f9be67fd4c1e"])
+    assert shown.exit_code == 0, shown.output
+    assert "Invoice.Closed" in shown.output and "mirror" in shown.output
+    assert '"invoice_number": "3317"' in shown.output
