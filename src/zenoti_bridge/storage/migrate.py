@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
@@ -9,6 +10,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import OperationalError
 
 from ..errors import StorageUnavailable
 
@@ -50,12 +52,23 @@ def current(url: str) -> str | None:
     try:
         with engine.connect() as connection:
             return MigrationContext.configure(connection).get_current_revision()
+    except OperationalError as exc:
+        raise StorageUnavailable(f"cannot reach {redact(url)}: {exc.orig}") from exc
     finally:
         engine.dispose()
 
 
 def upgrade(url: str, revision: str = "head") -> None:
     """Bring the database to ``revision``; safe to run from several processes at once."""
+    _run(url, lambda config: command.upgrade(config, revision))
+
+
+def downgrade(url: str, revision: str) -> None:
+    """Step the schema back to ``revision`` (``base`` drops every table)."""
+    _run(url, lambda config: command.downgrade(config, revision))
+
+
+def _run(url: str, step: Callable[[Config], None]) -> None:
     engine = make_engine(url)
     config = _alembic_config()
     try:
@@ -63,11 +76,9 @@ def upgrade(url: str, revision: str = "head") -> None:
             if connection.dialect.name == "postgresql":
                 connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
             config.attributes["connection"] = connection
-            command.upgrade(config, revision)
-    except Exception as exc:  # connection refused, disk full, permissions
-        if "OperationalError" in type(exc).__name__ or "OperationalError" in repr(exc):
-            raise StorageUnavailable(f"cannot migrate {redact(url)}: {exc}") from exc
-        raise
+            step(config)
+    except OperationalError as exc:  # connection refused, disk full, permissions
+        raise StorageUnavailable(f"cannot migrate {redact(url)}: {exc.orig}") from exc
     finally:
         engine.dispose()
 
