@@ -52,6 +52,19 @@ def parse_timestamp(text: str) -> datetime:
     return value
 
 
+def timestamp_key(text: str) -> str:
+    """A sortable UTC text to 100 ns (``2024-06-03T15:12:41.118024300``) for ordering events.
+
+    Unlike :func:`parse_timestamp` it keeps the digits past the microsecond, so two events in the
+    same microsecond still order by their ticks.
+    """
+    value = parse_timestamp(text)
+    match = _TIMESTAMP.match(text.strip())
+    fraction = (match.group(7) if match else None) or ""
+    extra = int(fraction[6:9].ljust(3, "0"))
+    return f"{value:%Y-%m-%dT%H:%M:%S}.{value.microsecond:06d}{extra:03d}"
+
+
 def parse_net_datetime(value: Any) -> datetime | None:
     """A Zenoti date-time field, or None for null, blank and .NET's ``0001-01-01`` "no value"."""
     if not isinstance(value, str) or not value.strip() or value.startswith("0001-01-01"):

@@ -1,0 +1,460 @@
+"""Mapping events to entity changes, and merging changes into entity state (pure).
+
+An entity's state is a set of last-writer-wins registers ("sections"), each stamped with the
+version of the event that wrote it, plus a grow-only history. A version is
+``(event_timestamp to 100 ns, event_id)``, so any two events compare, and merging is
+commutative, associative and idempotent: applying a stream of events in any order, any number of
+times, gives the state that applying each once in timestamp order gives. That is what makes
+retries, duplicates and out-of-order deliveries harmless.
+
+Deletes are a ``deleted`` register: a late, older create loses to a newer delete. Appointment
+groups carry their current appointment list; an appointment missing from the group's newest list
+is ``removed`` (decided when projecting, from the group's state, so the order in which snapshots
+arrive cannot matter).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .catalog import lookup, normalize_id
+from .envelope import parse_net_datetime
+
+Version = tuple[str, str]
+APPOINTMENT_STATUS = {
+    -2: "no_show",
+    -1: "cancelled",
+    0: "new",
+    1: "closed",
+    2: "checkin",
+    4: "confirm",
+    10: "break",
+    11: "not_specified",
+    20: "available",
+    21: "voided",
+}
+MEMBERSHIP_STATUS = {
+    1: "active",
+    2: "inactive",
+    3: "frozen",
+    4: "cancelled",
+    5: "expired",
+    6: "closed",
+    7: "not_started",
+    8: "suspended",
+    9: "refund",
+    10: "deleted",
+    12: "failed",
+    -1: "default",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class EntityChange:
+    """What one event says about one entity: new values for some of its sections."""
+
+    resource: str
+    id: str
+    sections: Mapping[str, Any]
+    history: Any = None  # an entry for the entity's history, keyed by the event
+
+
+@dataclass(slots=True)
+class EntityState:
+    sections: dict[str, tuple[Version, Any]] = field(default_factory=dict)
+    history: dict[str, tuple[Version, Any]] = field(default_factory=dict)
+
+    @property
+    def version(self) -> Version | None:
+        versions = [v for v, _ in self.sections.values()] + [v for v, _ in self.history.values()]
+        return max(versions) if versions else None
+
+    def value(self, section: str, default: Any = None) -> Any:
+        entry = self.sections.get(section)
+        return default if entry is None else entry[1]
+
+    def stamp(self, section: str) -> Version | None:
+        entry = self.sections.get(section)
+        return None if entry is None else entry[0]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "s": {k: [v[0], v[1], value] for k, (v, value) in self.sections.items()},
+            "h": {k: [v[0], v[1], value] for k, (v, value) in self.history.items()},
+        }
+
+    @classmethod
+    def from_json(cls, document: Mapping[str, Any] | None) -> EntityState:
+        if not document:
+            return cls()
+        return cls(
+            sections={k: ((e[0], e[1]), e[2]) for k, e in document.get("s", {}).items()},
+            history={k: ((e[0], e[1]), e[2]) for k, e in document.get("h", {}).items()},
+        )
+
+
+def merge(state: EntityState, change: EntityChange, version: Version) -> bool:
+    """Apply ``change`` at ``version`` in place; True if anything changed."""
+    changed = False
+    for name, value in change.sections.items():
+        current = state.sections.get(name)
+        if current is None or version > current[0]:
+            state.sections[name] = (version, value)
+            changed = True
+    if change.history is not None and version[1] not in state.history:
+        state.history[version[1]] = (version, change.history)
+        changed = True
+    return changed
+
+
+# -- events to changes ------------------------------------------------------------------------
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _change(
+    resource: str, key: Any, sections: dict[str, Any], history: Any = None
+) -> list[EntityChange]:
+    entity_id = normalize_id(key)
+    return [] if entity_id is None else [EntityChange(resource, entity_id, sections, history)]
+
+
+def changes_for(event_type: str, data: Any) -> list[EntityChange]:
+    """The entity changes one event carries; empty for unknown types or unusable data."""
+    name = lookup(event_type).name
+    data = _dict(data)
+    family = name.split(".")
+    if name in ("Guest.Created", "Guest.Updated"):
+        return _change("guest", data.get("id"), {"snapshot": data, "deleted": False})
+    if name == "Guest.Deleted":
+        return _change("guest", data.get("id"), {"snapshot": data, "deleted": True})
+    if name == "Guest.Merged":
+        survivor = normalize_id(data.get("id"))
+        changes = _change("guest", survivor, {"snapshot": data, "deleted": False})
+        return changes + _change(
+            "guest", data.get("merged_guest_id"), {"deleted": True, "merged_into": survivor}
+        )
+    if name in ("Guest.OptedIn", "Guest.OptedOut"):
+        consent = {
+            "current": data.get("current_preferences"),
+            "update": data.get("preference_update"),
+            "opted": "in" if name == "Guest.OptedIn" else "out",
+        }
+        return _change("guest", data.get("id"), {"consent": consent})
+    if family[0] == "Employee":
+        return _change(
+            "employee", data.get("id"), {"snapshot": data, "deleted": name.endswith("Deleted")}
+        )
+    if name == "Invoice.Closed":
+        invoice = _dict(data.get("invoice"))
+        return _change("invoice", invoice.get("id"), {"snapshot": invoice, "deleted": False})
+    if name.startswith("Class.Schedule."):
+        key = data.get("sesion_id", data.get("session_id"))
+        sections: dict[str, Any] = {"snapshot": data}
+        if name.endswith("Deleted"):
+            sections["deleted"] = True
+        elif name.endswith("Cancelled"):
+            sections["cancelled"] = True
+        elif name.endswith("Created"):
+            sections.update(deleted=False, cancelled=False)
+        return _change("class_session", key, sections)
+    if name.startswith("Class.Booking."):
+        status = {
+            "Created": "booked",
+            "Cancelled": "cancelled",
+            "Deleted": "deleted",
+            "NoShow": "no_show",
+            "Approved": "approved",
+            "Rejected": "rejected",
+        }[family[2]]
+        sections = {"snapshot": data, "status": status, "deleted": status == "deleted"}
+        return _change("class_booking", data.get("registration_id"), sections)
+    if name.startswith("Guest.Membership."):
+        return _membership(family[2], data)
+    if name.startswith("Guest.Package."):
+        entry = {
+            "event": family[2],
+            "status": data.get("status"),
+            "state": data.get("user_package_state"),
+        }
+        sections = {"snapshot": data, "deleted": False}
+        return _change("package", data.get("user_package_id"), sections, entry)
+    if name == "Guestpass.Redeemed":
+        return _change("guestpass_redemption", data.get("id"), {"snapshot": data, "deleted": False})
+    if name == "Appointment.Feedback.Created":
+        key = lookup(name).entity_id(data)
+        return _change("feedback", key, {"snapshot": data, "deleted": False})
+    if name in ("AppointmentGroup.Created", "AppointmentGroup.Updated"):
+        return _group_snapshot(data)
+    if name == "AppointmentGroup.Status":
+        return _change(
+            "appointment_group",
+            data.get("appointment_group_id"),
+            {"status": data.get("appointment_group_status"), "status_event": data},
+        )
+    if name == "AppointmentGroup.Delete":
+        return _change("appointment_group", data.get("appointment_group_id"), {"deleted": True})
+    if name in ("Appointment.Started", "Appointment.Completed"):
+        state = "started" if name.endswith("Started") else "completed"
+        progressed: list[EntityChange] = []
+        for item in data.get("appointments") or []:
+            appointment = _dict(item)
+            progress = {
+                "state": state,
+                "appointment_progress": appointment.get("appointment_progress"),
+            }
+            progressed += _change("appointment", appointment.get("id"), {"progress": progress})
+        return progressed
+    return []
+
+
+def _membership(kind: str, data: dict[str, Any]) -> list[EntityChange]:
+    state = {
+        "Created": "active",
+        "Reinstate": "active",
+        "Unfreeze": "active",
+        "Freeze": "frozen",
+        "Cancelled": "cancelled",
+    }.get(kind, kind.lower())
+    sections: dict[str, Any] = {"state": state, "deleted": False}
+    if "status" in data:
+        sections["status"] = data["status"]
+    if kind in ("Created", "Reinstate"):
+        sections["snapshot"] = data
+    else:
+        sections["latest"] = data  # partial: no guest, no catalog membership
+    if kind == "Freeze":
+        sections["freeze"] = data.get("freeze")
+    elif kind in ("Unfreeze", "Reinstate"):
+        sections["freeze"] = None
+    if kind == "Cancelled":
+        sections["cancel"] = data.get("cancel")
+    elif kind == "Reinstate":
+        sections["cancel"] = None
+    if normalize_id(data.get("guest_id")):
+        sections["guest_id"] = normalize_id(data.get("guest_id"))
+    entry = {"event": kind, "status": data.get("status"), "state": state}
+    return _change("membership", data.get("user_membership_id"), sections, entry)
+
+
+def _group_snapshot(data: dict[str, Any]) -> list[EntityChange]:
+    group_id = normalize_id(data.get("appointment_group_id"))
+    appointments = [_dict(a) for a in data.get("appointments") or []]
+    ids = [i for i in (normalize_id(a.get("id")) for a in appointments) if i]
+    group = {k: v for k, v in data.items() if k != "appointments"}
+    changes = _change(
+        "appointment_group",
+        group_id,
+        {"snapshot": group, "appointment_ids": ids, "deleted": not appointments},
+    )
+    context = {
+        "appointment_group_id": group_id,
+        "center_id": data.get("center_id"),
+        "guest": data.get("guest"),
+        "invoice_id": data.get("invoice_id"),
+    }
+    for appointment in appointments:
+        changes += _change(
+            "appointment",
+            appointment.get("id"),
+            {"snapshot": {**appointment, "_group": context}, "member": group_id},
+        )
+    return changes
+
+
+# -- state to rows ----------------------------------------------------------------------------
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value != "" else None
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _integer(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _time(value: Any) -> Any:
+    return parse_net_datetime(value)
+
+
+def appointment_removed(appointment: EntityState, group: EntityState | None) -> bool:
+    """Missing from the group's newest snapshot, which is newer than the one that listed it."""
+    if group is None:
+        return False
+    listed_at, group_at = appointment.stamp("member"), group.stamp("appointment_ids")
+    if listed_at is None or group_at is None or group_at <= listed_at:
+        return False
+    my_id = normalize_id(_dict(appointment.value("snapshot")).get("id"))
+    return my_id not in (group.value("appointment_ids") or [])
+
+
+def project(
+    resource: str, entity_id: str, state: EntityState, group: EntityState | None = None
+) -> dict[str, Any]:
+    """The typed columns of an entity row (besides id, state, data and versions)."""
+    snapshot = _dict(state.value("snapshot")) or _dict(state.value("latest"))
+    deleted = bool(state.value("deleted", False))
+    row: dict[str, Any] = {"deleted": deleted}
+    if resource == "guest":
+        info = _dict(snapshot.get("personal_info"))
+        prefs = _dict(snapshot.get("preferences"))
+        marketing_email, marketing_sms = (
+            prefs.get("receive_marketing_email"),
+            prefs.get("receive_marketing_sms"),
+        )
+        consent_at, snapshot_at = state.stamp("consent"), state.stamp("snapshot")
+        if consent_at is not None and (snapshot_at is None or consent_at > snapshot_at):
+            marketing = _dict(_dict(_dict(state.value("consent")).get("current")).get("marketing"))
+            marketing_email = (
+                marketing.get("email") == "opted-in" if "email" in marketing else marketing_email
+            )
+            marketing_sms = (
+                marketing.get("sms") == "opted-in" if "sms" in marketing else marketing_sms
+            )
+        row.update(
+            center_id=normalize_id(snapshot.get("center_id")),
+            code=_text(snapshot.get("code")),
+            first_name=_text(info.get("first_name")),
+            last_name=_text(info.get("last_name")),
+            email=_text(info.get("email")),
+            mobile_phone=_text(info.get("mobile_phone")),
+            created_at=_time(snapshot.get("created_date")),
+            marketing_email=marketing_email if isinstance(marketing_email, bool) else None,
+            marketing_sms=marketing_sms if isinstance(marketing_sms, bool) else None,
+            merged_into=state.value("merged_into"),
+        )
+    elif resource == "employee":
+        info = _dict(snapshot.get("personal_info"))
+        job = _dict(snapshot.get("job_info"))
+        row.update(
+            center_id=normalize_id(snapshot.get("center_id")),
+            code=_text(snapshot.get("code")),
+            first_name=_text(info.get("first_name")),
+            last_name=_text(info.get("last_name")),
+            email=_text(info.get("email")),
+            job_name=_text(job.get("job_name")),
+            start_date=_time(job.get("start_date")),
+            end_date=_time(job.get("end_date")),
+        )
+    elif resource == "invoice":
+        total = _dict(snapshot.get("total_price"))
+        row.update(
+            center_id=normalize_id(snapshot.get("center_id")),
+            guest_id=normalize_id(_dict(snapshot.get("guest")).get("id")),
+            appointment_group_id=normalize_id(snapshot.get("appointment_group_id")),
+            group_invoice_id=normalize_id(snapshot.get("group_invoice_id")),
+            invoice_number=_text(snapshot.get("invoice_number")),
+            receipt_number=_text(snapshot.get("receipt_number")),
+            invoice_date=_time(snapshot.get("invoice_date")),
+            is_closed=snapshot.get("is_closed")
+            if isinstance(snapshot.get("is_closed"), bool)
+            else None,
+            is_refund=bool(snapshot.get("is_refund")),
+            currency_id=_integer(total.get("currency_id")),
+            net_price=_number(total.get("net_price")),
+            tax=_number(total.get("tax")),
+            sum_total=_number(total.get("sum_total")),
+        )
+    elif resource == "class_session":
+        row.update(
+            center_id=normalize_id(snapshot.get("center_id")),
+            class_name=_text(snapshot.get("class_name")),
+            start_time=_time(snapshot.get("start_time")),
+            end_time=_time(snapshot.get("end_time")),
+            capacity=_integer(snapshot.get("capacity")),
+            cancelled=bool(state.value("cancelled", False)),
+        )
+    elif resource == "class_booking":
+        row.update(
+            center_id=normalize_id(snapshot.get("center_id")),
+            guest_id=normalize_id(snapshot.get("guest_id")),
+            session_id=normalize_id(snapshot.get("session_id")),
+            class_id=normalize_id(snapshot.get("class_id")),
+            status=state.value("status"),
+            waitlist=bool(snapshot.get("waitlist")),
+        )
+    elif resource == "membership":
+        center = _dict(snapshot.get("center") or _dict(state.value("latest")).get("center"))
+        status = _integer(state.value("status"))
+        row.update(
+            guest_id=state.value("guest_id"),
+            center_id=normalize_id(center.get("id")),
+            membership_name=_text(_dict(snapshot.get("membership")).get("name")),
+            status=status,
+            status_name=MEMBERSHIP_STATUS.get(status) if status is not None else None,
+            state=state.value("state"),
+            frozen=state.value("freeze") is not None,
+            cancelled=state.value("cancel") is not None,
+            expiry_date=_time(
+                snapshot.get("expiry_date") or _dict(state.value("latest")).get("expiry_date")
+            ),
+        )
+    elif resource == "package":
+        center = _dict(snapshot.get("center"))
+        dates = _dict(snapshot.get("date"))
+        row.update(
+            center_id=normalize_id(center.get("id")),
+            package_name=_text(_dict(snapshot.get("package")).get("name")),
+            status=_integer(snapshot.get("status")),
+            package_state=_integer(snapshot.get("user_package_state")),
+            start_date=_time(dates.get("start")),
+            end_date=_time(dates.get("end")),
+        )
+    elif resource == "feedback":
+        row.update(
+            center_id=normalize_id(snapshot.get("center_id")),
+            guest_id=normalize_id(snapshot.get("user_id")),
+            appointment_group_id=normalize_id(snapshot.get("appointment_group_id")),
+            rating=_integer(snapshot.get("rating_value")),
+            comments=_text(snapshot.get("comments")),
+        )
+    elif resource == "guestpass_redemption":
+        row.update(
+            guest_id=normalize_id(snapshot.get("guest_id")),
+            redeemed_at=_time(snapshot.get("date")),
+            membership_id=normalize_id(snapshot.get("user_membership_id")),
+            balance=_integer(snapshot.get("balance")),
+        )
+    elif resource == "appointment_group":
+        status = _integer(state.value("status"))
+        row.update(
+            center_id=normalize_id(snapshot.get("center_id")),
+            guest_id=normalize_id(_dict(snapshot.get("guest")).get("id")),
+            invoice_id=normalize_id(
+                snapshot.get("invoice_id") or _dict(state.value("status_event")).get("invoice_id")
+            ),
+            status=status,
+            status_name=APPOINTMENT_STATUS.get(status) if status is not None else None,
+            appointment_count=len(state.value("appointment_ids") or []),
+        )
+    elif resource == "appointment":
+        context = _dict(snapshot.get("_group"))
+        group_status = _integer(group.value("status")) if group is not None else None
+        progress = _dict(state.value("progress"))
+        row.update(
+            appointment_group_id=state.value("member") or context.get("appointment_group_id"),
+            center_id=normalize_id(context.get("center_id")),
+            guest_id=normalize_id(_dict(context.get("guest")).get("id")),
+            service_id=normalize_id(snapshot.get("service_id")),
+            service_name=_text(snapshot.get("service_name")),
+            therapist_id=normalize_id(snapshot.get("therapist_id") or snapshot.get("TherapistId")),
+            room_id=normalize_id(snapshot.get("room_id")),
+            start_utc=_time(snapshot.get("start_time")),
+            end_utc=_time(snapshot.get("end_time")),
+            start_local=_time(snapshot.get("start_time_in_center")),
+            end_local=_time(snapshot.get("end_time_in_center")),
+            status=group_status,
+            status_name=APPOINTMENT_STATUS.get(group_status) if group_status is not None else None,
+            progress=progress.get("state"),
+            removed=appointment_removed(state, group),
+            deleted=deleted or bool(group is not None and group.value("deleted", False)),
+        )
+    return row
