@@ -9,7 +9,8 @@ from types import TracebackType
 
 
 class SizeWatch:
-    """Polls ``path`` every ``interval`` seconds while open and keeps the largest size seen.
+    """Polls ``path`` every ``interval`` seconds while open: the largest size seen, and how
+    often the file shrank (for a WAL: a ``TRUNCATE`` checkpoint).
 
     Usage::
 
@@ -22,6 +23,8 @@ class SizeWatch:
         self.path = path
         self.interval = interval
         self.max_bytes = 0
+        self.last_bytes = 0
+        self.shrinks = 0
         self.samples = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, name="size-watch", daemon=True)
@@ -39,6 +42,9 @@ class SizeWatch:
         except FileNotFoundError:
             size = 0
         self.samples += 1
+        if size < self.last_bytes:
+            self.shrinks += 1
+        self.last_bytes = size
         self.max_bytes = max(self.max_bytes, size)
 
     def __enter__(self) -> SizeWatch:

@@ -111,6 +111,16 @@ class Workload:
     generated: frozenset[str]
 
 
+@dataclass(frozen=True, slots=True)
+class SqliteFiles:
+    """The SQLite files during and right after the measurement (before the server stops)."""
+
+    max_wal_bytes: int
+    wal_shrinks: int
+    wal_bytes_after: int
+    db_bytes_after: int
+
+
 @dataclass(slots=True)
 class TargetResult:
     key: str
@@ -120,7 +130,7 @@ class TargetResult:
     cpu: CpuShare | None = None
     verification: Verification | None = None
     outcomes: dict[str, int] | None = None
-    max_wal_bytes: int | None = None
+    sqlite_files: SqliteFiles | None = None
     skipped: str | None = None
 
 
@@ -253,8 +263,12 @@ def run_noop(workdir: Path, workload: Workload, options: Options, tool: str) -> 
     return result
 
 
+def _size(path: Path) -> int:
+    return path.stat().st_size if path.exists() else 0
+
+
 def run_intake(
-    key: str, database_url: str, wal: Path | None, workdir: Path, workload: Workload,
+    key: str, database_url: str, sqlite_db: Path | None, workdir: Path, workload: Workload,
     options: Options, tool: str,
 ) -> TargetResult:
     result = TargetResult(key, LABELS[key])
@@ -264,12 +278,19 @@ def run_intake(
     write_config(
         config, database_url=database_url, port=port, source=SOURCE, secret=workload.secret
     )
+    wal = Path(f"{sqlite_db}-wal") if sqlite_db is not None else None
     watch = SizeWatch(wal) if wal is not None else None
-    with running(start_intake(workdir, config, port)) as server, watch or nullcontext():
-        drive(server, workload, options, tool, result)
+    with running(start_intake(workdir, config, port)) as server:
+        with watch or nullcontext():
+            drive(server, workload, options, tool, result)
         result.outcomes = server_outcomes(server.base_url, SOURCE)
-    if watch is not None:
-        result.max_wal_bytes = watch.max_bytes
+        if watch is not None and wal is not None and sqlite_db is not None:
+            result.sqlite_files = SqliteFiles(
+                max_wal_bytes=watch.max_bytes,
+                wal_shrinks=watch.shrinks,
+                wal_bytes_after=_size(wal),
+                db_bytes_after=_size(sqlite_db),
+            )
     phase("  verifying the store")
     result.verification = verify(
         database_url, SOURCE, workload.generated,
@@ -282,8 +303,7 @@ def run_intake(
 def run_sqlite(workdir: Path, workload: Workload, options: Options, tool: str) -> TargetResult:
     database = workdir / "sqlite" / "bench.db"
     database.parent.mkdir(parents=True, exist_ok=True)
-    wal = Path(f"{database}-wal")
-    return run_intake(SQLITE, f"sqlite:///{database}", wal, workdir, workload, options, tool)
+    return run_intake(SQLITE, f"sqlite:///{database}", database, workdir, workload, options, tool)
 
 
 def run_postgres(workdir: Path, workload: Workload, options: Options, tool: str) -> TargetResult:
@@ -329,7 +349,7 @@ def print_method(run: Run, workload: Workload | None = None) -> None:
 
 def print_table(targets: list[TargetResult]) -> None:
     header = (f"{'target':<26}{'events/s':>10}{'p50 ms':>8}{'p90 ms':>8}{'p99 ms':>8}"
-              f"{'max ms':>8}{'non-2xx':>9}{'sock err':>9}   cores: server/load/other")
+              f"{'max ms':>8}{'non-2xx':>9}{'sock err':>9}   cores: server/load/kernel/other")
     print(header)
     print("-" * len(header))
     for t in targets:
@@ -337,10 +357,11 @@ def print_table(targets: list[TargetResult]) -> None:
         if r is None:
             print(f"{t.label:<26}  skipped: {t.skipped or 'not run'}")
             continue
-        cpu = t.cpu or CpuShare(None, None, None)
+        cpu = t.cpu or CpuShare(None, None, None, None)
         print(f"{t.label:<26}{r.rate:>10,.0f}{r.latency.p50:>8.2f}{r.latency.p90:>8.2f}"
               f"{r.latency.p99:>8.2f}{r.latency.max:>8.1f}{r.non_2xx:>9,}{r.socket_errors:>9,}"
-              f"   {_cores(cpu.server)}/{_cores(cpu.load_generator)}/{_cores(cpu.other)}")
+              f"   {_cores(cpu.server)}/{_cores(cpu.load_generator)}/{_cores(cpu.kernel)}"
+              f"/{_cores(cpu.other)}")
 
 
 def ratio(targets: dict[str, TargetResult], key: str) -> float | None:
@@ -368,10 +389,13 @@ def print_targets(by_key: dict[str, TargetResult]) -> None:
           f"SQLite {r.rate:,.0f} events/s >= {MIN_SQLITE_RATE:,.0f} {_verdict(rate_ok)}; "
           f"p99 {r.latency.p99:.1f} ms <= {MAX_SQLITE_P99_MS:.0f} ms {_verdict(p99_ok)}; "
           f"ratio {value:.2f} >= {MIN_RATIO:.2f} {_verdict(value >= MIN_RATIO)}")
-    if sqlite.max_wal_bytes is not None:
+    files = sqlite.sqlite_files
+    if files is not None:
         limit = DatabaseConfig().wal_limit_mb
-        print(f"SQLite WAL: largest {sqlite.max_wal_bytes / 2**20:,.1f} MiB during the run "
-              f"(database.wal_limit_mb = {limit} MiB)")
+        print(f"SQLite WAL: largest {files.max_wal_bytes / 2**20:,.1f} MiB during warm-up and "
+              f"measurement (database.wal_limit_mb = {limit} MiB), shrank {files.wal_shrinks} "
+              f"times; right after: WAL {files.wal_bytes_after / 2**20:,.1f} MiB, "
+              f"database file {files.db_bytes_after / 2**20:,.1f} MiB")
 
 
 def print_answers(targets: list[TargetResult]) -> None:

@@ -37,26 +37,36 @@ def describe() -> dict[str, str | int]:
     }
 
 
-def _busy_and_total() -> tuple[float, float] | None:
-    """Seconds of busy and of all CPU time, summed over cores, since boot."""
+@dataclass(frozen=True, slots=True)
+class _Ticks:
+    """CPU seconds since boot, summed over cores, from the first line of /proc/stat."""
+
+    processes: float  # user, nice, system: time charged to some process
+    kernel: float  # irq, softirq (loopback TCP is mostly softirq), steal by the hypervisor
+
+    @property
+    def busy(self) -> float:
+        return self.processes + self.kernel
+
+
+def _ticks() -> _Ticks | None:
     try:
-        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    except OSError:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except (OSError, ValueError):
         return None
-    ticks = [int(x) for x in fields[:8]]
-    idle = ticks[3] + ticks[4]  # idle + iowait
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
     hz = os.sysconf("SC_CLK_TCK")
-    return (sum(ticks) - idle) / hz, sum(ticks) / hz
+    return _Ticks(processes=(user + nice + system) / hz, kernel=(irq + softirq + steal) / hz)
 
 
 def busy_cores(seconds: float = 1.0) -> float | None:
     """How many cores' worth of CPU the machine used over the next ``seconds``."""
-    before = _busy_and_total()
+    before = _ticks()
     time.sleep(seconds)
-    after = _busy_and_total()
+    after = _ticks()
     if before is None or after is None:
         return None
-    return (after[0] - before[0]) / seconds
+    return (after.busy - before.busy) / seconds
 
 
 def process_cpu(pid: int) -> float | None:
@@ -80,10 +90,12 @@ def _self_cpu() -> float:
 
 @dataclass(frozen=True, slots=True)
 class CpuShare:
-    """Cores used on average during a measurement, by whom."""
+    """Cores used on average during a measurement: the server, the load generator, the kernel
+    outside any process (mostly loopback networking in softirq), and every other process."""
 
     server: float | None
     load_generator: float | None
+    kernel: float | None
     other: float | None
 
 
@@ -101,7 +113,7 @@ class CpuWindow:
         self._generator = process_cpu(generator_pid) if generator_pid is not None else None
         self._children = _children_cpu()
         self._self = _self_cpu()
-        self._machine = _busy_and_total()
+        self._machine = _ticks()
         self._started = time.monotonic()
 
     def close(self) -> CpuShare:
@@ -114,10 +126,10 @@ class CpuWindow:
         if self._external:
             spent = _children_cpu() - self._children
             generator = None if self._generator is None else (spent - self._generator) / wall
-        machine = _busy_and_total()
-        other = None
-        if None not in (machine, self._machine, server, generator):
-            assert machine is not None and self._machine is not None
-            busy = (machine[0] - self._machine[0]) / wall
-            other = max(0.0, busy - (server or 0.0) - (generator or 0.0))
-        return CpuShare(server=server, load_generator=generator, other=other)
+        machine, kernel, other = _ticks(), None, None
+        if machine is not None and self._machine is not None:
+            kernel = (machine.kernel - self._machine.kernel) / wall
+            if server is not None and generator is not None:
+                spent = (machine.processes - self._machine.processes) / wall
+                other = max(0.0, spent - server - generator)
+        return CpuShare(server=server, load_generator=generator, kernel=kernel, other=other)

@@ -118,11 +118,17 @@ def bridge_command() -> str:
 
 
 def start_intake(workdir: Path, config: Path, port: int) -> Server:
+    """``zenoti-bridge serve`` at log level warning.
+
+    Readiness is ``/healthz``, which writes nothing (``/readyz`` writes a probe row), so the
+    store's first write is the first event, as when Zenoti's first webhook arrives some time
+    after a start.
+    """
     command = [
         bridge_command(), "serve", "--config", str(config), "--port", str(port),
         "--log-level", "warning",
     ]
-    return _spawn("zenoti-bridge serve", command, workdir / f"serve-{port}.log", "/readyz", port)
+    return _spawn("zenoti-bridge serve", command, workdir / f"serve-{port}.log", "/healthz", port)
 
 
 def start_noop(workdir: Path, port: int) -> Server:

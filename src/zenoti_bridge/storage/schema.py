@@ -11,6 +11,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -112,4 +113,189 @@ store_probe = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("checked_at", Time, nullable=False),
+)
+
+
+# -- the mirror: one table per Zenoti resource -----------------------------------------------
+# Typed columns come from ``entities.project``; ``data`` is the entity's latest Zenoti
+# representation and ``sections`` the versioned registers it was merged from (JSON text).
+# Column kinds: T text, I integer, F float, B boolean, U UTC time, L local wall time.
+
+MIRROR_COLUMNS: dict[str, dict[str, str]] = {
+    "guest": {
+        "center_id": "T",
+        "code": "T",
+        "first_name": "T",
+        "last_name": "T",
+        "email": "T",
+        "mobile_phone": "T",
+        "created_at": "U",
+        "marketing_email": "B",
+        "marketing_sms": "B",
+        "merged_into": "T",
+    },
+    "employee": {
+        "center_id": "T",
+        "code": "T",
+        "first_name": "T",
+        "last_name": "T",
+        "email": "T",
+        "job_name": "T",
+        "start_date": "L",
+        "end_date": "L",
+    },
+    "invoice": {
+        "center_id": "T",
+        "guest_id": "T",
+        "appointment_group_id": "T",
+        "group_invoice_id": "T",
+        "invoice_number": "T",
+        "receipt_number": "T",
+        "invoice_date": "L",
+        "is_closed": "B",
+        "is_refund": "B",
+        "currency_id": "I",
+        "net_price": "F",
+        "tax": "F",
+        "sum_total": "F",
+    },
+    "class_session": {
+        "center_id": "T",
+        "class_name": "T",
+        "start_time": "L",
+        "end_time": "L",
+        "capacity": "I",
+        "cancelled": "B",
+    },
+    "class_booking": {
+        "center_id": "T",
+        "guest_id": "T",
+        "session_id": "T",
+        "class_id": "T",
+        "status": "T",
+        "waitlist": "B",
+    },
+    "membership": {
+        "guest_id": "T",
+        "center_id": "T",
+        "membership_name": "T",
+        "status": "I",
+        "status_name": "T",
+        "state": "T",
+        "frozen": "B",
+        "cancelled": "B",
+        "expiry_date": "L",
+    },
+    "package": {
+        "center_id": "T",
+        "package_name": "T",
+        "status": "I",
+        "package_state": "I",
+        "start_date": "L",
+        "end_date": "L",
+    },
+    "feedback": {
+        "center_id": "T",
+        "guest_id": "T",
+        "appointment_group_id": "T",
+        "rating": "I",
+        "comments": "T",
+    },
+    "guestpass_redemption": {
+        "guest_id": "T",
+        "redeemed_at": "L",
+        "membership_id": "T",
+        "balance": "I",
+    },
+    "appointment_group": {
+        "center_id": "T",
+        "guest_id": "T",
+        "invoice_id": "T",
+        "status": "I",
+        "status_name": "T",
+        "appointment_count": "I",
+    },
+    "appointment": {
+        "appointment_group_id": "T",
+        "center_id": "T",
+        "guest_id": "T",
+        "service_id": "T",
+        "service_name": "T",
+        "therapist_id": "T",
+        "room_id": "T",
+        "start_utc": "U",
+        "end_utc": "U",
+        "start_local": "L",
+        "end_local": "L",
+        "status": "I",
+        "status_name": "T",
+        "progress": "T",
+        "removed": "B",
+    },
+}
+_KINDS = {
+    "T": Text,
+    "I": Integer,
+    "F": Float,
+    "B": Boolean,
+    "U": DateTime(timezone=True),
+    "L": DateTime(timezone=False),
+}
+
+
+def _mirror_table(resource: str, columns: dict[str, str]) -> Table:
+    return Table(
+        f"mirror_{resource}",
+        metadata,
+        Column("source", Text, primary_key=True),
+        Column("id", Text, primary_key=True),
+        Column("deleted", Boolean, nullable=False),
+        *(Column(name, _KINDS[kind]) for name, kind in columns.items()),
+        Column("last_event_id", Text, nullable=False),
+        Column("last_event_timestamp", Text, nullable=False),
+        Column("updated_at", Time, nullable=False),
+        Column("data", Text, nullable=False),
+        Column("sections", Text, nullable=False),
+    )
+
+
+mirror_tables: dict[str, Table] = {
+    resource: _mirror_table(resource, columns) for resource, columns in MIRROR_COLUMNS.items()
+}
+Index(
+    "ix_mirror_appointment_group",
+    mirror_tables["appointment"].c.source,
+    mirror_tables["appointment"].c.appointment_group_id,
+)
+Index(
+    "ix_mirror_appointment_center_start",
+    mirror_tables["appointment"].c.center_id,
+    mirror_tables["appointment"].c.start_local,
+)
+
+mirror_invoice_items = Table(
+    "mirror_invoice_items",
+    metadata,
+    Column("source", Text, primary_key=True),
+    Column("invoice_id", Text, primary_key=True),
+    Column("invoice_item_id", Text, primary_key=True),
+    Column("item_id", Text),
+    Column("name", Text),
+    Column("type", Integer),
+    Column("code", Text),
+    Column("quantity", Float),
+    Column("final_price", Float),
+    Column("therapist_id", Text),
+)
+
+mirror_membership_history = Table(
+    "mirror_membership_history",
+    metadata,
+    Column("source", Text, primary_key=True),
+    Column("membership_id", Text, primary_key=True),
+    Column("event_id", Text, primary_key=True),
+    Column("event_timestamp", Text, nullable=False),
+    Column("event", Text, nullable=False),
+    Column("status", Integer),
+    Column("state", Text),
 )
