@@ -17,6 +17,7 @@ from .errors import StorageUnavailable
 from .intake import PREFIX, Intake, Receive, Scope, Send
 from .metrics import Metrics
 from .storage import Store
+from .worker import Workers
 
 log = logging.getLogger(__name__)
 
@@ -24,19 +25,33 @@ log = logging.getLogger(__name__)
 class BridgeApp:
     """Routes ``/webhooks/zenoti/*`` straight to the intake; everything else to Starlette."""
 
-    def __init__(self, settings: Settings, store: Store, *, manage_store: bool = True) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        *,
+        manage_store: bool = True,
+        workers: Workers | None = None,
+    ) -> None:
         self.settings = settings
         self.store = store
         self.metrics = Metrics()
-        self.intake = Intake(settings, store, metrics=self.metrics)
+        self.workers = workers
+        self.intake = Intake(
+            settings, store, metrics=self.metrics, on_accept=workers.wake if workers else None
+        )
 
         @contextlib.asynccontextmanager
         async def lifespan(_: Starlette) -> AsyncIterator[None]:
             if manage_store:
                 await store.start()
+            if workers is not None:
+                await workers.start()
             try:
                 yield
             finally:
+                if workers is not None:
+                    await workers.stop()  # in-flight batches finish first
                 if manage_store:
                     await store.stop()
 

@@ -106,7 +106,9 @@ def _serve(
     bind_host = host or settings.server.host
     bind_port = settings.server.port if port is None else port
     _banner(settings, bind_host, bind_port, role)
-    server.run(settings, host=bind_host, port=bind_port, log_level=log_level)
+    server.run(
+        settings, host=bind_host, port=bind_port, log_level=log_level, workers=role == "serve"
+    )
 
 
 HostOption = Annotated[str | None, typer.Option(help="Address to listen on [default: server.host]")]
@@ -124,7 +126,7 @@ def serve(
     no_migrate: NoMigrate = False,
     log_level: LogLevel = "info",
 ) -> None:
-    """Run every role in one process: webhook intake, health and metrics."""
+    """Run every role in one process: webhook intake, workers (the mirror), health, metrics."""
     _serve(config, host, port, no_migrate, "serve", log_level)
 
 
@@ -139,6 +141,54 @@ def intake(
 ) -> None:
     """Run only the webhook intake (for scale-out behind a load balancer on PostgreSQL)."""
     _serve(config, host, port, no_migrate, "intake", log_level)
+
+
+@app.command()
+@friendly
+def worker(
+    config: ConfigOption = None,
+    concurrency: Annotated[int, typer.Option(min=1, max=64, help="Parallel batches")] = 2,
+    batch_size: Annotated[int, typer.Option(min=1, max=5000, help="Jobs per batch")] = 200,
+    no_migrate: NoMigrate = False,
+    log_level: LogLevel = "info",
+) -> None:
+    """Run only workers: apply queued events to the mirror (scale-out on PostgreSQL)."""
+    import asyncio
+    import logging
+    import signal
+
+    from .storage import open_store
+    from .worker import Workers
+
+    settings = _settings(config)
+    _migrate_or_check(settings, not no_migrate)
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    async def run() -> None:
+        store = open_store(settings.database)
+        await store.start()
+        pool = Workers(
+            store,
+            database_url=settings.database.url,
+            concurrency=concurrency,
+            batch_size=batch_size,
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await pool.start()
+        err.print(
+            f"zenoti-bridge {__version__} (worker) x{pool.concurrency} on {settings.database.url.split('://')[0]}"
+        )
+        await stop.wait()
+        await pool.stop()
+        await store.stop()
+        err.print(f"worker stopped after {pool.stats.jobs} jobs ({pool.stats.dead} dead)")
+
+    asyncio.run(run())
 
 
 @app.command()

@@ -96,8 +96,10 @@ class Intake:
         metrics: Metrics | None = None,
         clock: Clock = system_clock,
         consumers: tuple[str, ...] = DEFAULT_CONSUMERS,
+        on_accept: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
+        self.on_accept = on_accept
         self.metrics = metrics or Metrics()
         self.clock = clock
         self.consumers = consumers
@@ -210,6 +212,8 @@ class Intake:
         self.metrics.store_seconds.observe(time.perf_counter() - started)
         outcome = recorded.outcome
         self.metrics.count(name, outcome)
+        if self.on_accept is not None and outcome is Outcome.ACCEPTED and event.consumers:
+            self.on_accept()
         if not kind.routed and outcome is Outcome.ACCEPTED:
             log.warning("source %s: unrouted event type %r stored", name, envelope.event_type)
         return _json(200, {"status": outcome.value, "event_id": envelope.event_id})

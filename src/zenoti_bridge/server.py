@@ -10,18 +10,23 @@ import uvicorn
 from .app import BridgeApp
 from .config import Settings
 from .storage import open_store
+from .worker import Workers
 
 
 def _available(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def run(settings: Settings, *, host: str, port: int, log_level: str = "info") -> None:
+def run(
+    settings: Settings, *, host: str, port: int, log_level: str = "info", workers: bool = True
+) -> None:
     """Serve until SIGINT/SIGTERM; in-flight requests finish, queued writes are committed."""
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    app = BridgeApp(settings, open_store(settings.database))
+    store = open_store(settings.database)
+    pool = Workers(store, database_url=settings.database.url) if workers else None
+    app = BridgeApp(settings, store, workers=pool)
     config = uvicorn.Config(
         app,
         host=host,

@@ -11,12 +11,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, RowMapping, func, select
+from sqlalchemy import Engine, RowMapping, Table, func, select
 
 from ..errors import NotFound
 from .migrate import make_engine
 from .records import StoredEvent
-from .schema import deliveries, events, jobs, quarantine
+from .schema import deliveries, events, jobs, mirror_tables, quarantine
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -163,6 +163,38 @@ class Reader:
             for event_id, rows, job_rows in conn.execute(query):
                 yield event_id, int(rows), int(job_rows)
 
+    def entity(self, resource: str, entity_id: str, source: str | None = None) -> dict[str, Any]:
+        """The mirrored row of one entity, with ``data`` parsed; NotFound if absent."""
+        table = _mirror_table(resource)
+        query = select(table).where(table.c.id == entity_id.lower())
+        if source is not None:
+            query = query.where(table.c.source == source)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.limit(2)).all()
+        if not rows:
+            raise NotFound(f"no {resource} {entity_id!r} in the mirror")
+        if len(rows) > 1:
+            raise NotFound(f"{resource} {entity_id!r} exists in several sources; name one")
+        return _entity_row(rows[0]._mapping)
+
+    def entities(
+        self, resource: str, source: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        table = _mirror_table(resource)
+        query = select(table).order_by(table.c.source, table.c.id).limit(limit)
+        if source is not None:
+            query = query.where(table.c.source == source)
+        with self.engine.connect() as conn:
+            return [_entity_row(r._mapping) for r in conn.execute(query)]
+
+    def job_counts(self) -> dict[tuple[str, str], int]:
+        """Jobs by (consumer, status)."""
+        query = select(jobs.c.consumer, jobs.c.status, func.count()).group_by(
+            jobs.c.consumer, jobs.c.status
+        )
+        with self.engine.connect() as conn:
+            return {(c, s): int(n) for c, s, n in conn.execute(query)}
+
     def list_quarantine(self, source: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         query = select(quarantine).order_by(quarantine.c.id.desc()).limit(limit)
         if source is not None:
@@ -201,6 +233,22 @@ class Reader:
                 )
             )
         return summaries
+
+
+def _mirror_table(resource: str) -> Table:
+    table = mirror_tables.get(resource)
+    if table is None:
+        known = ", ".join(mirror_tables)
+        raise NotFound(f"no resource {resource!r}; known resources: {known}")
+    return table
+
+
+def _entity_row(mapping: RowMapping) -> dict[str, Any]:
+    row = dict(mapping)
+    row["data"] = orjson.loads(row["data"])
+    row.pop("sections", None)
+    row["deleted"] = bool(row["deleted"])
+    return row
 
 
 def _as_datetime(value: Any) -> datetime | None:

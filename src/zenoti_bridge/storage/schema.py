@@ -6,6 +6,8 @@ format, which SQLite's date functions read); on PostgreSQL as ``timestamptz``.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -88,6 +90,7 @@ jobs = Table(
     UniqueConstraint("event_pk", "consumer", name="uq_jobs_event_consumer"),
     Index("ix_jobs_status_run_at", "status", "run_at"),
     Index("ix_jobs_ordering_key", "ordering_key"),
+    Index("ix_jobs_claim", "consumer", "status", "id"),
 )
 
 quarantine = Table(
@@ -233,7 +236,7 @@ MIRROR_COLUMNS: dict[str, dict[str, str]] = {
         "removed": "B",
     },
 }
-_KINDS = {
+_KINDS: dict[str, Any] = {
     "T": Text,
     "I": Integer,
     "F": Float,

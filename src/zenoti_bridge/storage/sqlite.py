@@ -173,6 +173,10 @@ class SQLiteStore:
         now = sqlite_time(datetime.now(UTC))
         await self._submit(lambda conn: conn.execute(_PROBE, (now,)))
 
+    async def in_writer(self, op: Callable[[sqlite3.Connection], Any]) -> Any:
+        """Run ``op`` in the writer thread inside its own batch's transaction (group commit)."""
+        return await self._submit(op)
+
     def _submit(self, op: Op) -> asyncio.Future[Any]:
         if self._writer is None or not self._writer.is_alive():
             raise StorageUnavailable("the SQLite writer is not running")

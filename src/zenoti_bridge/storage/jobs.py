@@ -1,0 +1,79 @@
+"""Named job operations (the outbox), written once for both backends over :class:`SqlConn`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from .sqlconn import SqlConn
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    job_id: int
+    event_pk: int
+    source: str
+    ordering_key: str | None
+    body: bytes
+
+
+def claim_in_transaction(
+    sql: SqlConn, consumer: str, limit: int, now: datetime
+) -> list[ClaimedJob]:
+    """Take up to ``limit`` due jobs for the rest of the caller's transaction.
+
+    PostgreSQL: rows are locked (``SKIP LOCKED`` leaves them to other workers) and then the
+    jobs' ordering keys are locked in sorted order, so two workers never work on one entity at
+    once. SQLite: the single writer already runs one transaction at a time.
+    """
+    lock = " FOR UPDATE OF j SKIP LOCKED" if sql.dialect == "postgresql" else ""
+    rows = sql.rows(
+        "SELECT j.id, j.event_pk, e.source, j.ordering_key, e.body FROM jobs j "
+        "JOIN events e ON e.id = j.event_pk "
+        "WHERE j.consumer = :consumer AND j.status = 'queued' AND j.run_at <= :now "
+        f"ORDER BY j.id LIMIT :limit{lock}",
+        {"consumer": consumer, "now": now, "limit": limit},
+    )
+    jobs = [ClaimedJob(int(r[0]), int(r[1]), r[2], r[3], bytes(r[4])) for r in rows]
+    if sql.dialect == "postgresql" and jobs:
+        keys = sorted({j.ordering_key or f"job:{j.job_id}" for j in jobs})
+        sql.rows(
+            "SELECT pg_advisory_xact_lock(h) FROM "
+            "(SELECT hashtextextended(k, 0) AS h FROM unnest(CAST(:keys AS text[])) AS k "
+            "ORDER BY h) AS ordered",
+            {"keys": keys},
+        )
+    return jobs
+
+
+def finish(
+    sql: SqlConn,
+    succeeded: Sequence[int],
+    dead: Mapping[int, str],
+    now: datetime,
+) -> None:
+    """Record the outcome of claimed jobs; events whose jobs all succeeded become processed."""
+    done = list(succeeded)
+    if done:
+        placeholders, params = sql.in_list("j", done)
+        sql.run(
+            "UPDATE jobs SET status = 'succeeded', attempts = attempts + 1, updated_at = :now, "
+            f"locked_by = NULL, lease_until = NULL WHERE id IN ({placeholders})",
+            {"now": now, **params},
+        )
+    sql.run_many(
+        "UPDATE jobs SET status = 'dead', attempts = attempts + 1, updated_at = :now, "
+        "last_error = :error, locked_by = NULL, lease_until = NULL WHERE id = :id",
+        [{"id": job_id, "error": error[:2000], "now": now} for job_id, error in dead.items()],
+    )
+    touched = done + list(dead)
+    if touched:
+        placeholders, params = sql.in_list("j", touched)
+        sql.run(
+            "UPDATE events SET status = 'processed' WHERE id IN "
+            f"(SELECT event_pk FROM jobs WHERE id IN ({placeholders})) "
+            "AND NOT EXISTS (SELECT 1 FROM jobs AS other WHERE other.event_pk = events.id "
+            "AND other.status <> 'succeeded')",
+            params,
+        )

@@ -1,0 +1,168 @@
+"""Workers: turn queued jobs into effects, here the mirror consumer.
+
+A worker claims a batch of due jobs, applies their events to the mirror, and marks the jobs
+done, all in one transaction: a worker killed at any moment leaves either the whole batch done or
+none of it, so no effect is applied twice and nothing is lost. On SQLite the batch runs in the
+store's writer thread; on PostgreSQL each worker has its own connection in a thread, and
+``SKIP LOCKED`` plus per-entity advisory locks let any number of worker processes share the
+queue without two of them touching one entity at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from .clock import Clock, system_clock
+from .errors import StorageUnavailable
+from .mirror import MirrorEvent, apply_events
+from .storage import SQLiteStore, Store
+from .storage.jobs import claim_in_transaction, finish
+from .storage.postgres import psycopg_conninfo
+from .storage.sqlconn import SqlConn
+
+log = logging.getLogger(__name__)
+MIRROR = "mirror"
+
+
+@dataclass(slots=True)
+class WorkerStats:
+    batches: int = 0
+    jobs: int = 0
+    dead: int = 0
+    failures: int = 0
+
+
+def run_mirror_batch(sql: SqlConn, limit: int, now: datetime) -> tuple[int, int]:
+    """Claim, apply and finish one batch in the caller's transaction: (jobs done, jobs dead)."""
+    jobs = claim_in_transaction(sql, MIRROR, limit, now)
+    if not jobs:
+        return 0, 0
+    failed = apply_events(sql, [MirrorEvent(j.job_id, j.source, j.body) for j in jobs], now)
+    finish(sql, [j.job_id for j in jobs if j.job_id not in failed], failed, now)
+    return len(jobs) - len(failed), len(failed)
+
+
+class _PostgresLane:
+    """One worker's own connection, used from one thread of its own."""
+
+    def __init__(self, url: str, batch_size: int) -> None:
+        self.url = url
+        self.batch_size = batch_size
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zb-worker")
+        self.conn: psycopg.Connection[Any] | None = None
+
+    async def run(self, now: datetime) -> tuple[int, int]:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, self._batch, now)
+
+    def _batch(self, now: datetime) -> tuple[int, int]:
+        if self.conn is None or self.conn.closed:
+            self.conn = psycopg.connect(psycopg_conninfo(self.url), connect_timeout=5)
+        try:
+            with self.conn.transaction():
+                return run_mirror_batch(SqlConn(self.conn, "postgresql"), self.batch_size, now)
+        except psycopg.OperationalError:
+            self.conn.close()
+            raise
+
+    async def close(self) -> None:
+        def close_connection() -> None:
+            if self.conn is not None:
+                self.conn.close()
+
+        await asyncio.get_running_loop().run_in_executor(self.executor, close_connection)
+        self.executor.shutdown(wait=True)
+
+
+class Workers:
+    """In-process workers for one store; ``wake()`` after an accept cuts the idle wait short."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        database_url: str,
+        concurrency: int = 2,
+        batch_size: int = 200,
+        idle_wait: float = 0.25,
+        clock: Clock = system_clock,
+    ) -> None:
+        self.store = store
+        self.database_url = database_url
+        self.concurrency = 1 if isinstance(store, SQLiteStore) else concurrency
+        self.batch_size = batch_size
+        self.idle_wait = idle_wait
+        self.clock = clock
+        self.stats = WorkerStats()
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._lanes: list[_PostgresLane] = []
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def start(self) -> None:
+        self._stopping.clear()
+        self._tasks = [
+            asyncio.create_task(self._loop(n), name=f"zb-worker-{n}")
+            for n in range(self.concurrency)
+        ]
+
+    async def stop(self) -> None:
+        """Let every batch in flight finish, then close the workers' connections."""
+        self._stopping.set()
+        self._wake.set()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        for lane in self._lanes:
+            await lane.close()
+        self._lanes = []
+
+    async def run_until_idle(self) -> int:
+        """Process batches until none is due; returns the jobs handled (for tests and tools)."""
+        total = 0
+        while (handled := await self.run_once()) > 0:
+            total += handled
+        return total
+
+    async def run_once(self, lane: int = 0) -> int:
+        """One batch; returns how many jobs it finished (succeeded or dead)."""
+        now = self.clock()
+        if isinstance(self.store, SQLiteStore):
+            result = await self.store.in_writer(
+                lambda conn: run_mirror_batch(SqlConn(conn, "sqlite"), self.batch_size, now)
+            )
+            done, dead = int(result[0]), int(result[1])
+        else:
+            while len(self._lanes) <= lane:
+                self._lanes.append(_PostgresLane(self.database_url, self.batch_size))
+            done, dead = await self._lanes[lane].run(now)
+        if done or dead:
+            self.stats.batches += 1
+            self.stats.jobs += done
+            self.stats.dead += dead
+        return done + dead
+
+    async def _loop(self, lane: int) -> None:
+        backoff = self.idle_wait
+        while not self._stopping.is_set():
+            try:
+                handled = await self.run_once(lane)
+                backoff = self.idle_wait
+            except (StorageUnavailable, psycopg.Error, sqlite3.Error) as exc:
+                self.stats.failures += 1
+                log.warning("worker %d: batch failed, will retry: %s", lane, exc)
+                handled, backoff = 0, min(backoff * 2, 5.0)
+            if handled == 0:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=backoff)
