@@ -21,6 +21,7 @@ _TIMESTAMP = re.compile(
     r"(Z|[+-]\d{2}:?\d{2})?$"
 )
 _OBJECT_ID = re.compile(r"^[0-9a-fA-F]{24}$")
+_CONTROL = re.compile(r"[\x00-\x1f]")
 MAX_ID_LENGTH = 128
 
 
@@ -113,7 +114,7 @@ def _text_field(body: dict[str, Any], key: str, *, required: bool) -> str | None
         if required:
             raise EnvelopeError(f"invalid_{key}", f"{key!r} must be a non-empty string")
         return None
-    if len(value) > MAX_ID_LENGTH or any(ord(c) < 32 for c in value):
+    if len(value) > MAX_ID_LENGTH or _CONTROL.search(value):
         raise EnvelopeError(f"invalid_{key}", f"{key!r} is too long or holds control characters")
     return value
 

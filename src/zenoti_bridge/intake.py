@@ -229,7 +229,7 @@ class Intake:
                 claimed = value.decode("latin-1")
                 break
         verdict = signature.verify(body, claimed, source.secrets)
-        self.metrics.signatures.labels(source=source.name, verdict=verdict.value).inc()
+        self.metrics.verdict(source.name, verdict.value)
         return verdict
 
     @staticmethod

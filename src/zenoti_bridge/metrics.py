@@ -41,10 +41,18 @@ class Metrics:
             registry=self.registry,
         )
         self._children: dict[tuple[str, str], Counter] = {}
+        self._verdicts: dict[tuple[str, str], Counter] = {}
 
     def count(self, source: str, outcome: str) -> None:
         child = self._children.get((source, outcome))
         if child is None:
             child = self.intake.labels(source=source, outcome=outcome)
             self._children[(source, outcome)] = child
+        child.inc()
+
+    def verdict(self, source: str, verdict: str) -> None:
+        child = self._verdicts.get((source, verdict))
+        if child is None:
+            child = self.signatures.labels(source=source, verdict=verdict)
+            self._verdicts[(source, verdict)] = child
         child.inc()

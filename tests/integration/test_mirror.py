@@ -61,8 +61,16 @@ async def test_every_sample_reaches_the_mirror_once(
     assert membership["guest_id"] == "b37523a5-3b4a-4ee2-8463-513755ac0ecd"
     assert membership["state"] == "active", "Reinstate (10-14) follows Cancelled (10-11)"
 
-    for resource in ("employee", "class_session", "class_booking", "package", "feedback",
-                     "guestpass_redemption", "appointment_group", "appointment"):
+    for resource in (
+        "employee",
+        "class_session",
+        "class_booking",
+        "package",
+        "feedback",
+        "guestpass_redemption",
+        "appointment_group",
+        "appointment",
+    ):
         assert reader.entities(resource), resource
 
 

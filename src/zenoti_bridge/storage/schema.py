@@ -56,7 +56,6 @@ events = Table(
     UniqueConstraint("source", "event_id", name="uq_events_source_event_id"),
     Index("ix_events_received_at", "received_at"),
     Index("ix_events_type_received", "type_name", "received_at"),
-    Index("ix_events_entity", "resource", "entity_id"),
 )
 
 deliveries = Table(
@@ -88,8 +87,6 @@ jobs = Table(
     Column("lease_until", Time),
     Column("last_error", Text),
     UniqueConstraint("event_pk", "consumer", name="uq_jobs_event_consumer"),
-    Index("ix_jobs_status_run_at", "status", "run_at"),
-    Index("ix_jobs_ordering_key", "ordering_key"),
     Index("ix_jobs_claim", "consumer", "status", "id"),
 )
 

@@ -33,19 +33,6 @@ from .records import EventStatus, IncomingEvent, JobStatus, Outcome, QuarantineI
 
 log = logging.getLogger(__name__)
 
-_INSERT_EVENT = """
-INSERT INTO events (source, event_id, delivery_id, event_type, type_name, family, resource,
-    entity_id, routed, status, event_schema, event_timestamp, event_ts, received_at, last_seen_at,
-    delivery_count, verb, signature, headers, query, body)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)
-ON CONFLICT (source, event_id) DO NOTHING
-RETURNING id
-"""
-_INSERT_JOB = """
-INSERT INTO jobs (event_pk, consumer, status, ordering_key, attempts, run_at, created_at,
-    updated_at)
-VALUES (?, ?, ?, ?, 0, ?, ?, ?)
-"""
 _TOUCH_EVENT = """
 UPDATE events SET delivery_count = delivery_count + 1, last_seen_at = max(last_seen_at, ?)
 WHERE source = ? AND event_id = ?
@@ -81,9 +68,10 @@ Op = Callable[[sqlite3.Connection], Any]
 
 @dataclass(slots=True)
 class _Request:
-    op: Op
+    op: Op | None  # None: record ``event``, in bulk with the batch's other events
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
+    event: IncomingEvent | None = None
 
 
 _STOP = object()
@@ -162,7 +150,7 @@ class SQLiteStore:
     # -- operations --------------------------------------------------------------------------
 
     async def record_event(self, event: IncomingEvent) -> Recorded:
-        result: Recorded = await self._submit(lambda conn: _record_event(conn, event))
+        result: Recorded = await self._submit(None, event)
         return result
 
     async def quarantine(self, item: QuarantineItem) -> int:
@@ -177,12 +165,12 @@ class SQLiteStore:
         """Run ``op`` in the writer thread inside its own batch's transaction (group commit)."""
         return await self._submit(op)
 
-    def _submit(self, op: Op) -> asyncio.Future[Any]:
+    def _submit(self, op: Op | None, event: IncomingEvent | None = None) -> asyncio.Future[Any]:
         if self._writer is None or not self._writer.is_alive():
             raise StorageUnavailable("the SQLite writer is not running")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._queue.put(_Request(op, future, loop))
+        self._queue.put(_Request(op, future, loop, event))
         return future
 
     # -- the writer thread -------------------------------------------------------------------
@@ -198,6 +186,7 @@ class SQLiteStore:
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
         conn.execute("PRAGMA wal_autocheckpoint=0")
+        conn.execute("PRAGMA cache_size=-65536")  # 64 MiB: index pages stay in memory
         conn.execute(f"PRAGMA journal_size_limit={int(self.wal_limit_bytes)}")
         return conn
 
@@ -255,7 +244,9 @@ class SQLiteStore:
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            values = [request.op(conn) for request in batch]
+            events = [r.event for r in batch if r.event is not None]
+            recorded = iter(_record_events(conn, events) if events else [])
+            values = [next(recorded) if r.op is None else r.op(conn) for r in batch]
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -320,41 +311,103 @@ def _unavailable(exc: BaseException) -> StorageUnavailable:
     return error
 
 
-def _record_event(conn: sqlite3.Connection, event: IncomingEvent) -> Recorded:
-    received = sqlite_time(event.received_at)
-    row = conn.execute(
-        _INSERT_EVENT,
-        (
-            event.source,
-            event.event_id,
-            event.delivery_id,
-            event.event_type,
-            event.type_name,
-            event.family,
-            event.resource,
-            event.entity_id,
-            event.routed,
-            EventStatus.PENDING if event.consumers else EventStatus.UNROUTED,
-            event.event_schema,
-            event.event_timestamp,
-            sqlite_time(event.event_ts),
-            received,
-            received,
-            event.verb,
-            event.signature,
-            event.headers.decode(),
-            event.query,
-            event.body,
-        ),
-    ).fetchone()
-    if row is not None:
-        pk: int = row[0]
-        for consumer in event.consumers:
-            conn.execute(
-                _INSERT_JOB,
-                (pk, consumer, JobStatus.QUEUED, event.ordering_key, received, received, received),
+_EVENT_COLUMNS = (
+    "source, event_id, delivery_id, event_type, type_name, family, resource, entity_id, routed, "
+    "status, event_schema, event_timestamp, event_ts, received_at, last_seen_at, delivery_count, "
+    "verb, signature, headers, query, body"
+)
+_EVENT_ROW = "(" + ", ".join(["?"] * 15 + ["1"] + ["?"] * 5) + ")"
+_JOB_ROW = "(?, ?, ?, ?, 0, ?, ?, ?)"
+_ROWS_PER_STATEMENT = 1000  # 20 parameters a row, under SQLite's 32766
+
+
+def _record_events(conn: sqlite3.Connection, events: list[IncomingEvent]) -> list[Recorded]:
+    """Store a batch of events with a handful of statements, whatever the batch size.
+
+    Each statement the sqlite3 module runs gives up the GIL and has to win it back from the
+    event loop, which can take a whole switch interval; so the batch is written with one
+    multi-row INSERT for the events and one for their jobs, instead of a few statements per
+    event. Rows with an id above the previous maximum are the ones this batch created.
+    """
+    (before,) = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()
+    for start in range(0, len(events), _ROWS_PER_STATEMENT):
+        chunk = events[start : start + _ROWS_PER_STATEMENT]
+        params: list[Any] = []
+        for event in chunk:
+            received = sqlite_time(event.received_at)
+            params += (
+                event.source,
+                event.event_id,
+                event.delivery_id,
+                event.event_type,
+                event.type_name,
+                event.family,
+                event.resource,
+                event.entity_id,
+                event.routed,
+                EventStatus.PENDING if event.consumers else EventStatus.UNROUTED,
+                event.event_schema,
+                event.event_timestamp,
+                sqlite_time(event.event_ts),
+                received,
+                received,
+                event.verb,
+                event.signature,
+                event.headers.decode(),
+                event.query,
+                event.body,
             )
-        return Recorded(Outcome.ACCEPTED, pk)
+        conn.execute(
+            f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES "
+            + ", ".join([_EVENT_ROW] * len(chunk))
+            + " ON CONFLICT (source, event_id) DO NOTHING",
+            params,
+        )
+    (listing,) = conn.execute(
+        "SELECT group_concat(id || char(31) || source || char(31) || event_id, char(30)) "
+        "FROM events WHERE id > ?",
+        (before,),
+    ).fetchone()
+    created: dict[tuple[str, str], int] = {}
+    for entry in (listing or "").split("\x1e") if listing else []:
+        pk, source, event_id = entry.split("\x1f")
+        created[(source, event_id)] = int(pk)
+    results: list[Recorded] = []
+    jobs: list[Any] = []
+    job_rows = 0
+    claimed: set[tuple[str, str]] = set()
+    for event in events:
+        key = (event.source, event.event_id)
+        if key in created and key not in claimed:
+            claimed.add(key)
+            pk = created[key]
+            received = sqlite_time(event.received_at)
+            for consumer in event.consumers:
+                jobs += (
+                    pk,
+                    consumer,
+                    JobStatus.QUEUED,
+                    event.ordering_key,
+                    received,
+                    received,
+                    received,
+                )
+                job_rows += 1
+            results.append(Recorded(Outcome.ACCEPTED, pk))
+        else:
+            results.append(_record_duplicate(conn, event))
+    for start in range(0, job_rows, _ROWS_PER_STATEMENT):
+        count = min(_ROWS_PER_STATEMENT, job_rows - start)
+        conn.execute(
+            "INSERT INTO jobs (event_pk, consumer, status, ordering_key, attempts, run_at, "
+            "created_at, updated_at) VALUES " + ", ".join([_JOB_ROW] * count),
+            jobs[start * 7 : (start + count) * 7],
+        )
+    return results
+
+
+def _record_duplicate(conn: sqlite3.Connection, event: IncomingEvent) -> Recorded:
+    received = sqlite_time(event.received_at)
     (pk,) = conn.execute(_TOUCH_EVENT, (received, event.source, event.event_id)).fetchone()
     conn.execute(
         _INSERT_DELIVERY,

@@ -48,7 +48,6 @@ def upgrade() -> None:
     )
     op.create_index("ix_events_received_at", "events", ["received_at"])
     op.create_index("ix_events_type_received", "events", ["type_name", "received_at"])
-    op.create_index("ix_events_entity", "events", ["resource", "entity_id"])
 
     op.create_table(
         "deliveries",
@@ -78,8 +77,7 @@ def upgrade() -> None:
         sa.Column("last_error", sa.Text),
         sa.UniqueConstraint("event_pk", "consumer", name="uq_jobs_event_consumer"),
     )
-    op.create_index("ix_jobs_status_run_at", "jobs", ["status", "run_at"])
-    op.create_index("ix_jobs_ordering_key", "jobs", ["ordering_key"])
+    op.create_index("ix_jobs_claim", "jobs", ["consumer", "status", "id"])
 
     op.create_table(
         "quarantine",

@@ -17,7 +17,6 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_index("ix_jobs_claim", "jobs", ["consumer", "status", "id"])
     op.create_table(
         "mirror_appointment",
         sa.Column("source", sa.Text(), nullable=False),
@@ -274,7 +273,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_index("ix_jobs_claim", table_name="jobs")
     op.drop_table("mirror_package")
     op.drop_table("mirror_membership_history")
     op.drop_table("mirror_membership")
