@@ -13,10 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -24,6 +25,7 @@ import psycopg
 from .clock import Clock, system_clock
 from .errors import StorageUnavailable
 from .mirror import MirrorEvent, apply_events
+from .retry import Retry, RetryPolicy
 from .storage import SQLiteStore, Store
 from .storage.jobs import claim_in_transaction, finish
 from .storage.postgres import psycopg_conninfo
@@ -31,6 +33,7 @@ from .storage.sqlconn import SqlConn
 
 log = logging.getLogger(__name__)
 MIRROR = "mirror"
+MIRROR_POLICY = RetryPolicy(delays=(1.0, 5.0, 30.0, 120.0, 600.0), max_attempts=8)
 
 
 @dataclass(slots=True)
@@ -41,14 +44,59 @@ class WorkerStats:
     failures: int = 0
 
 
-def run_mirror_batch(sql: SqlConn, limit: int, now: datetime) -> tuple[int, int]:
-    """Claim, apply and finish one batch in the caller's transaction: (jobs done, jobs dead)."""
+DATABASE_ERRORS = (sqlite3.Error, psycopg.Error)
+
+
+def run_mirror_batch(
+    sql: SqlConn,
+    limit: int,
+    now: datetime,
+    policy: RetryPolicy = MIRROR_POLICY,
+    rng: random.Random | None = None,
+) -> tuple[int, int]:
+    """Claim, apply and finish one batch in the caller's transaction: (jobs done, jobs dead).
+
+    Database errors abort the whole batch (the caller's transaction rolls back and the jobs stay
+    queued). Any other error is a bug or a poisoned event: the batch is then applied job by job,
+    each under a savepoint, and only the failing jobs are retried by the policy or go dead, so
+    one bad event never blocks the queue.
+    """
     jobs = claim_in_transaction(sql, MIRROR, limit, now)
     if not jobs:
         return 0, 0
-    failed = apply_events(sql, [MirrorEvent(j.job_id, j.source, j.body) for j in jobs], now)
-    finish(sql, [j.job_id for j in jobs if j.job_id not in failed], failed, now)
-    return len(jobs) - len(failed), len(failed)
+    events = {j.job_id: MirrorEvent(j.job_id, j.source, j.body) for j in jobs}
+    retry: dict[int, tuple[datetime, str]] = {}
+    sql.run("SAVEPOINT mirror_batch")
+    try:
+        dead = apply_events(sql, list(events.values()), now)
+        sql.run("RELEASE SAVEPOINT mirror_batch")
+    except DATABASE_ERRORS:
+        raise
+    except Exception:
+        sql.run("ROLLBACK TO SAVEPOINT mirror_batch")
+        dead = {}
+        for job in jobs:
+            sql.run("SAVEPOINT mirror_job")
+            try:
+                dead.update(apply_events(sql, [events[job.job_id]], now))
+                sql.run("RELEASE SAVEPOINT mirror_job")
+            except DATABASE_ERRORS:
+                raise
+            except Exception as exc:
+                sql.run("ROLLBACK TO SAVEPOINT mirror_job")
+                log.exception("mirror job %d failed", job.job_id)
+                age = (now - job.created_at).total_seconds()
+                decision = policy.decide(
+                    attempts=job.attempts + 1, age=age, error=exc, rng=rng or random.Random()
+                )
+                message = f"{type(exc).__name__}: {exc}"
+                if isinstance(decision, Retry):
+                    retry[job.job_id] = (now + timedelta(seconds=decision.delay), message)
+                else:
+                    dead[job.job_id] = decision.reason
+    done = [j.job_id for j in jobs if j.job_id not in dead and j.job_id not in retry]
+    finish(sql, done, dead, now, retry)
+    return len(done), len(dead)
 
 
 class _PostgresLane:

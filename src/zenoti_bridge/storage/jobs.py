@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
 from .sqlconn import SqlConn
 
@@ -16,6 +17,8 @@ class ClaimedJob:
     source: str
     ordering_key: str | None
     body: bytes
+    attempts: int
+    created_at: datetime
 
 
 def claim_in_transaction(
@@ -29,13 +32,17 @@ def claim_in_transaction(
     """
     lock = " FOR UPDATE OF j SKIP LOCKED" if sql.dialect == "postgresql" else ""
     rows = sql.rows(
-        "SELECT j.id, j.event_pk, e.source, j.ordering_key, e.body FROM jobs j "
+        "SELECT j.id, j.event_pk, e.source, j.ordering_key, e.body, j.attempts, j.created_at "
+        "FROM jobs j "
         "JOIN events e ON e.id = j.event_pk "
         "WHERE j.consumer = :consumer AND j.status = 'queued' AND j.run_at <= :now "
         f"ORDER BY j.id LIMIT :limit{lock}",
         {"consumer": consumer, "now": now, "limit": limit},
     )
-    jobs = [ClaimedJob(int(r[0]), int(r[1]), r[2], r[3], bytes(r[4])) for r in rows]
+    jobs = [
+        ClaimedJob(int(r[0]), int(r[1]), r[2], r[3], bytes(r[4]), int(r[5]), _utc(r[6]))
+        for r in rows
+    ]
     if sql.dialect == "postgresql" and jobs:
         keys = sorted({j.ordering_key or f"job:{j.job_id}" for j in jobs})
         sql.rows(
@@ -52,8 +59,18 @@ def finish(
     succeeded: Sequence[int],
     dead: Mapping[int, str],
     now: datetime,
+    retry: Mapping[int, tuple[datetime, str]] | None = None,
 ) -> None:
     """Record the outcome of claimed jobs; events whose jobs all succeeded become processed."""
+    sql.run_many(
+        "UPDATE jobs SET status = 'queued', attempts = attempts + 1, run_at = :run_at, "
+        "updated_at = :now, last_error = :error, locked_by = NULL, lease_until = NULL "
+        "WHERE id = :id",
+        [
+            {"id": job_id, "run_at": run_at, "error": error[:2000], "now": now}
+            for job_id, (run_at, error) in (retry or {}).items()
+        ],
+    )
     done = list(succeeded)
     if done:
         placeholders, params = sql.in_list("j", done)
@@ -77,3 +94,10 @@ def finish(
             "AND other.status <> 'succeeded')",
             params,
         )
+
+
+def _utc(value: Any) -> datetime:
+    if isinstance(value, str):  # SQLite keeps times as text
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value

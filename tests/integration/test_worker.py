@@ -1,0 +1,133 @@
+"""Workers on both backends: poison events are isolated, retried by policy, then dead; many
+workers on PostgreSQL never work on one entity at once and end with the same mirror."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import pytest
+
+from tests.conftest import SettingsFactory, payload
+from tests.integration.test_store_contract import incoming
+from tests.unit.test_entities import apply_all
+from zenoti_bridge import mirror
+from zenoti_bridge.storage import Store, open_store
+from zenoti_bridge.storage.queries import Reader
+from zenoti_bridge.worker import Workers
+
+
+def guest_event(n: int, guest: int, minute: int, event_type: str = "Guest.Updated") -> Any:
+    document = orjson.loads(payload("Guest.Created"))
+    document.update(
+        event_id=f"{n:024x}",
+        id=f"{n + 10**9:024x}",
+        event_type=event_type,
+        event_timestamp=f"2024-06-03T15:{minute // 60:02d}:{minute % 60:02d}.{n % 10**7:07d}Z",
+    )
+    document["data"]["id"] = f"00000000-0000-0000-0000-{guest:012d}"
+    document["data"]["personal_info"]["first_name"] = f"Name{n}"
+    body = orjson.dumps(document)
+    return incoming(
+        n,
+        body=body,
+        event_type=event_type,
+        type_name=event_type,
+        entity_id=document["data"]["id"],
+        ordering_key=f"guest:{document['data']['id']}",
+    ), document
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 26, 13, 0, tzinfo=UTC)  # after the events arrived
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def test_a_poisoned_event_is_retried_alone_then_dead(
+    store: Store, database_url: str, reader: Reader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for n in range(5):
+        await store.record_event(guest_event(n, n, n)[0])
+    poisoned = f"{2:024x}"
+    real = mirror.changes_for
+
+    def explode(event_type: str, data: Any) -> Any:
+        if data.get("personal_info", {}).get("first_name") == "Name2":
+            raise KeyError("a bug that only this event triggers")
+        return real(event_type, data)
+
+    monkeypatch.setattr(mirror, "changes_for", explode)
+    clock = Clock()
+    workers = Workers(store, database_url=database_url, clock=clock)
+    try:
+        assert await workers.run_until_idle() == 4, "the four good events are applied"
+        job = reader.get_event(poisoned).jobs[0]
+        assert (job["status"], job["attempts"]) == ("queued", 1)
+        assert "a bug that only this event triggers" in job["last_error"]
+        for _ in range(10):  # the policy's delays pass; attempts run out
+            clock.now += timedelta(hours=1)
+            await workers.run_until_idle()
+        job = reader.get_event(poisoned).jobs[0]
+        assert job["status"] == "dead" and "gave up after" in job["last_error"]
+    finally:
+        await workers.stop()
+    assert len(reader.entities("guest")) == 4
+    assert reader.get_event(poisoned).status == "pending", "an event with a dead job is not done"
+
+
+async def test_an_unparseable_stored_body_goes_dead_at_once(
+    store: Store, database_url: str, reader: Reader
+) -> None:
+    await store.record_event(replace(guest_event(1, 1, 1)[0], body=b"not json"))
+    workers = Workers(store, database_url=database_url)
+    try:
+        assert await workers.run_until_idle() == 1
+    finally:
+        await workers.stop()
+    (job,) = reader.get_event(f"{1:024x}").jobs
+    assert job["status"] == "dead" and "not_json" in job["last_error"]
+
+
+async def test_concurrent_workers_on_postgres_end_with_the_sequential_mirror(
+    postgres_url: str, make_settings: SettingsFactory
+) -> None:
+    from zenoti_bridge.storage import migrate as migrations
+
+    migrations.upgrade(postgres_url)
+    store = open_store(make_settings(postgres_url).database)
+    await store.start()
+    rng = random.Random(11)
+    events = [guest_event(n, rng.randrange(15), rng.randrange(600)) for n in range(1500)]
+    rng.shuffle(events)
+    await asyncio.gather(*(store.record_event(e) for e, _ in events))
+    pools = [
+        Workers(store, database_url=postgres_url, concurrency=3, batch_size=25) for _ in range(2)
+    ]
+    try:
+        await asyncio.gather(*(p.start() for p in pools))
+        with Reader(postgres_url) as reader:
+            for _ in range(600):
+                if reader.job_counts().get(("mirror", "succeeded")) == 1500:
+                    break
+                await asyncio.sleep(0.05)
+            assert reader.job_counts() == {("mirror", "succeeded"): 1500}
+            expected = apply_all(
+                [
+                    (d["event_type"], d["data"], (d["event_timestamp"], d["event_id"]))
+                    for _, d in events
+                ]
+            )
+            for (resource, guest_id), want in expected.items():
+                row = reader.entity(resource, guest_id)
+                assert row["first_name"] == want["row"]["first_name"], guest_id
+    finally:
+        await asyncio.gather(*(p.stop() for p in pools))
+        await store.stop()
+    assert sum(p.stats.jobs for p in pools) == 1500, "every job ran exactly once"
