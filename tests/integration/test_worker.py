@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import SettingsFactory, payload
 from tests.integration.test_store_contract import incoming
 from tests.unit.test_entities import apply_all
-from zenoti_bridge import mirror
+from zenoti_bridge import entities, mirror
 from zenoti_bridge.storage import Store, open_store
 from zenoti_bridge.storage.queries import Reader
 from zenoti_bridge.worker import Workers
@@ -56,7 +56,7 @@ async def test_a_poisoned_event_is_retried_alone_then_dead(
     for n in range(5):
         await store.record_event(guest_event(n, n, n)[0])
     poisoned = f"{2:024x}"
-    real = mirror.changes_for
+    real = entities.changes_for
 
     def explode(event_type: str, data: Any) -> Any:
         if data.get("personal_info", {}).get("first_name") == "Name2":
