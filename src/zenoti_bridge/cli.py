@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
@@ -29,8 +30,10 @@ app = typer.Typer(
 )
 sources_app = typer.Typer(help="Zenoti organizations that send webhooks.", no_args_is_help=True)
 events_app = typer.Typer(help="Stored events.", no_args_is_help=True)
+dead_app = typer.Typer(help="Jobs that failed for good.", no_args_is_help=True)
 app.add_typer(sources_app, name="sources")
 app.add_typer(events_app, name="events")
+app.add_typer(dead_app, name="dead-letters")
 
 console = Console()
 err = Console(stderr=True)
@@ -480,6 +483,146 @@ def events_show(
     except orjson.JSONDecodeError:
         body = event.body.decode("utf-8", "replace")
     console.print(body, highlight=False, markup=False)
+
+
+def _time_option(value: str | None, name: str) -> datetime | None:
+    from .envelope import parse_timestamp
+
+    if value is None:
+        return None
+    try:
+        return parse_timestamp(value if "T" in value else value + "T00:00:00")
+    except ValueError:
+        raise ConfigError(
+            f"{name}: {value!r} is not a date or time (e.g. 2026-11-26T08:00:00Z)"
+        ) from None
+
+
+@events_app.command("replay")
+@friendly
+def events_replay(
+    event_id: Annotated[
+        str | None, typer.Argument(help="One event; omit to use the filters")
+    ] = None,
+    source: Annotated[str | None, typer.Option(help="Only this source")] = None,
+    event_type: Annotated[str | None, typer.Option("--type", help="Only this event type")] = None,
+    status: Annotated[str | None, typer.Option(help="Only events in this status")] = None,
+    since: Annotated[str | None, typer.Option(help="Received at or after (ISO time)")] = None,
+    until: Annotated[str | None, typer.Option(help="Received before (ISO time)")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only count what would be replayed")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Replay a filter without asking")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Queue events' jobs again (one event, or every event matching the filters)."""
+    from rich.progress import Progress
+
+    from .catalog import lookup
+    from .storage.queries import EventFilter
+    from .storage.replay import Operator
+
+    settings = _settings(config)
+    with Operator(settings.database.url) as operator:
+        if event_id is not None:
+            queued = operator.replay_event(event_id, source)
+            console.print(f"event {event_id}: {queued} job(s) queued again")
+            return
+        where = EventFilter(
+            source=source,
+            type_name=lookup(event_type).name if event_type else None,
+            status=status,
+            since=_time_option(since, "--since"),
+            until=_time_option(until, "--until"),
+        )
+        total = operator.count_replay(where)
+        if dry_run or total == 0:
+            console.print(
+                f"{total} event(s) match; nothing replayed" + (" (dry run)" if dry_run else "")
+            )
+            return
+        if not yes and not typer.confirm(f"replay {total} event(s)?"):
+            raise typer.Exit(1)
+        done = 0
+        try:
+            with Progress(console=err) as progress:
+                task = progress.add_task("replaying", total=total)
+
+                def report(count: int) -> bool:
+                    progress.update(task, completed=count)
+                    return True
+
+                done = operator.replay(where, progress=report)
+        except KeyboardInterrupt:
+            err.print("cancelled: chunks already replayed stay queued")
+            raise typer.Exit(130) from None
+        console.print(f"{done} event(s) queued again")
+
+
+@dead_app.command("list")
+@friendly
+def dead_list(
+    source: Annotated[str | None, typer.Option(help="Only this source")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10000)] = 100,
+    config: ConfigOption = None,
+) -> None:
+    """Jobs that failed for good, newest first."""
+    from .storage.replay import Operator
+
+    with Operator(_settings(config).database.url) as operator:
+        letters = operator.dead_letters(source, limit)
+    table = Table(
+        "job", "failed", "source", "event type", "event_id", "consumer", "attempts", "last error"
+    )
+    for d in letters:
+        table.add_row(
+            str(d.job_id),
+            _when(d.failed_at),
+            d.source,
+            d.event_type,
+            d.event_id,
+            d.consumer,
+            str(d.attempts),
+            (d.last_error or "")[:80],
+        )
+    console.print(table)
+    if not letters:
+        err.print("no dead letters")
+
+
+@dead_app.command("show")
+@friendly
+def dead_show(
+    job_id: Annotated[int, typer.Argument(help="The dead job's id")], config: ConfigOption = None
+) -> None:
+    """One dead letter with its full error."""
+    from .storage.replay import Operator
+
+    with Operator(_settings(config).database.url) as operator:
+        letter = operator.dead_letter(job_id)
+    table = Table(show_header=False)
+    for key, value in asdict(letter).items():
+        table.add_row(key, str(value))
+    console.print(table)
+
+
+@dead_app.command("replay")
+@friendly
+def dead_replay(
+    job_id: Annotated[int | None, typer.Argument(help="One dead job; omit with --all")] = None,
+    all_jobs: Annotated[bool, typer.Option("--all", help="Every dead job")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Put dead jobs back in the queue."""
+    from .storage.replay import Operator
+
+    if (job_id is None) == (not all_jobs):
+        raise ConfigError("name one job id, or use --all (not both)")
+    with Operator(_settings(config).database.url) as operator:
+        if job_id is not None:
+            operator.dead_letter(job_id)  # NotFound with a clear message
+        queued = operator.requeue_dead(None if job_id is None else [job_id])
+    console.print(f"{queued} job(s) queued again")
 
 
 @app.callback(invoke_without_command=True)

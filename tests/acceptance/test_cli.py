@@ -34,6 +34,11 @@ COMMANDS = [
     ["events"],
     ["events", "list"],
     ["events", "show"],
+    ["events", "replay"],
+    ["dead-letters"],
+    ["dead-letters", "list"],
+    ["dead-letters", "show"],
+    ["dead-letters", "replay"],
 ]
 
 
@@ -143,3 +148,17 @@ def test_events_list_and_show_after_a_delivery(configured: Path) -> None:
     assert shown.exit_code == 0, shown.output
     assert "Invoice.Closed" in shown.output and "mirror" in shown.output
     assert '"invoice_number": "3317"' in shown.output
+
+
+def test_replay_and_dead_letters_from_the_command_line(configured: Path) -> None:
+    assert runner.invoke(app, ["migrate"]).exit_code == 0
+    dry = runner.invoke(app, ["events", "replay", "--source", "demo", "--dry-run"])
+    assert dry.exit_code == 0 and "0 event(s) match" in dry.output
+    bad_time = runner.invoke(app, ["events", "replay", "--since", "yesterday"])
+    assert bad_time.exit_code == 2 and "--since" in bad_time.output
+    listed = runner.invoke(app, ["dead-letters", "list"])
+    assert listed.exit_code == 0
+    both = runner.invoke(app, ["dead-letters", "replay", "3", "--all"])
+    assert both.exit_code == 2 and "not both" in both.output
+    missing = runner.invoke(app, ["dead-letters", "replay", "3"])
+    assert missing.exit_code == 2 and "no dead letter with job id 3" in missing.output

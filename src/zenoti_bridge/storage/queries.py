@@ -19,7 +19,7 @@ from .records import StoredEvent
 from .schema import deliveries, events, jobs, mirror_tables, quarantine
 
 
-def _utc(value: datetime | None) -> datetime | None:
+def as_utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
@@ -73,9 +73,9 @@ class Reader:
             status=m["status"],
             event_schema=m["event_schema"],
             event_timestamp=m["event_timestamp"],
-            event_ts=_utc(m["event_ts"]),  # type: ignore[arg-type]
-            received_at=_utc(m["received_at"]),  # type: ignore[arg-type]
-            last_seen_at=_utc(m["last_seen_at"]),  # type: ignore[arg-type]
+            event_ts=as_utc(m["event_ts"]),  # type: ignore[arg-type]
+            received_at=as_utc(m["received_at"]),  # type: ignore[arg-type]
+            last_seen_at=as_utc(m["last_seen_at"]),  # type: ignore[arg-type]
             delivery_count=m["delivery_count"],
             verb=m["verb"],
             signature=m["signature"],
@@ -102,7 +102,7 @@ class Reader:
             event.deliveries = [
                 {
                     **r._mapping,
-                    "received_at": _utc(r.received_at),
+                    "received_at": as_utc(r.received_at),
                     "headers": orjson.loads(r.headers),
                 }
                 for r in conn.execute(
@@ -125,14 +125,14 @@ class Reader:
         """Newest first, without bodies; page with ``before_pk`` (the last pk seen)."""
         columns = [c for c in events.c if c.name != "body"]
         query = select(*columns).order_by(events.c.id.desc()).limit(limit)
-        query = _filtered(query, where)
+        query = apply_filter(query, where)
         if before_pk is not None:
             query = query.where(events.c.id < before_pk)
         with self.engine.connect() as conn:
             return [self._event(r._mapping) for r in conn.execute(query)]
 
     def count_events(self, where: EventFilter = EventFilter()) -> int:
-        query = _filtered(select(func.count()).select_from(events), where)
+        query = apply_filter(select(func.count()).select_from(events), where)
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
 
@@ -201,7 +201,7 @@ class Reader:
             query = query.where(quarantine.c.source == source)
         with self.engine.connect() as conn:
             return [
-                {**r._mapping, "body": bytes(r.body), "received_at": _utc(r.received_at)}
+                {**r._mapping, "body": bytes(r.body), "received_at": as_utc(r.received_at)}
                 for r in conn.execute(query)
             ]
 
@@ -229,7 +229,7 @@ class Reader:
                     source=name,
                     events=int(row[1]) if row else 0,
                     deliveries=int(row[2]) if row else 0,
-                    last_received_at=_utc(_as_datetime(row[3])) if row else None,
+                    last_received_at=as_utc(_as_datetime(row[3])) if row else None,
                 )
             )
         return summaries
@@ -258,7 +258,7 @@ def _as_datetime(value: Any) -> datetime | None:
     return datetime.fromisoformat(str(value))
 
 
-def _filtered(query: Any, where: EventFilter) -> Any:
+def apply_filter(query: Any, where: EventFilter) -> Any:
     if where.source is not None:
         query = query.where(events.c.source == where.source)
     if where.type_name is not None:
