@@ -10,8 +10,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
+from .admin import build_admin_api
 from .config import Settings
 from .errors import StorageUnavailable
 from .intake import PREFIX, Intake, Receive, Scope, Send
@@ -60,6 +61,7 @@ class BridgeApp:
                 Route("/healthz", self.healthz, methods=["GET", "HEAD"]),
                 Route("/readyz", self.readyz, methods=["GET", "HEAD"]),
                 Route("/metrics", self.prometheus, methods=["GET"]),
+                Mount("/api/v1", app=build_admin_api(settings)),
             ],
             lifespan=lifespan,
         )

@@ -195,6 +195,45 @@ class Reader:
         with self.engine.connect() as conn:
             return {(c, s): int(n) for c, s, n in conn.execute(query)}
 
+    def stats(self) -> dict[str, Any]:
+        """Counts by event status and type, jobs by consumer and status, queue depth and lag."""
+        with self.engine.connect() as conn:
+            by_status = {
+                s: int(n)
+                for s, n in conn.execute(
+                    select(events.c.status, func.count()).group_by(events.c.status)
+                )
+            }
+            by_type = {
+                t: int(n)
+                for t, n in conn.execute(
+                    select(events.c.type_name, func.count()).group_by(events.c.type_name)
+                )
+            }
+            oldest = conn.execute(
+                select(func.min(jobs.c.created_at)).where(jobs.c.status == "queued")
+            ).scalar_one()
+            quarantined = int(
+                conn.execute(select(func.count()).select_from(quarantine)).scalar_one()
+            )
+        job_counts = self.job_counts()
+        oldest_at = as_utc(_as_datetime(oldest))
+        lag = (datetime.now(UTC) - oldest_at).total_seconds() if oldest_at else 0.0
+        return {
+            "events": {
+                "total": sum(by_status.values()),
+                "by_status": by_status,
+                "by_type": by_type,
+            },
+            "jobs": [
+                {"consumer": c, "status": s, "count": n} for (c, s), n in sorted(job_counts.items())
+            ],
+            "queue_depth": sum(n for (_, s), n in job_counts.items() if s == "queued"),
+            "dead": sum(n for (_, s), n in job_counts.items() if s == "dead"),
+            "lag_seconds": round(lag, 3),
+            "quarantined": quarantined,
+        }
+
     def list_quarantine(self, source: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         query = select(quarantine).order_by(quarantine.c.id.desc()).limit(limit)
         if source is not None:

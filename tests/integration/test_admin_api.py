@@ -1,0 +1,108 @@
+"""The admin API on both backends: bearer tokens, events, replay, dead letters, mirror, stats."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.conftest import SettingsFactory, payload
+from tests.integration.test_intake import URL, signed
+from zenoti_bridge.app import BridgeApp
+from zenoti_bridge.storage import Store
+from zenoti_bridge.worker import Workers
+
+TOKEN = "admin-token-for-tests"
+AUTH = {"authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture
+async def admin(
+    store: Store, database_url: str, make_settings: SettingsFactory
+) -> httpx.AsyncClient:
+    settings = make_settings(database_url).model_copy(
+        update={"admin": make_settings(database_url).admin.model_copy(update={"tokens": [TOKEN]})}
+    )
+    workers = Workers(store, database_url=database_url)
+    app = BridgeApp(settings, store, manage_store=False, workers=workers)
+    client = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://bridge.test"
+    )
+    for name in ("Guest.Created", "Invoice.Closed", "AppointmentGroup.Created"):
+        body = payload(name)
+        assert (await client.post(URL, content=body, headers=signed(body))).status_code == 200
+    await workers.run_until_idle()
+    return client
+
+
+@pytest.mark.parametrize(
+    "headers", [{}, {"authorization": "Bearer wrong"}, {"authorization": "Basic x"}]
+)
+async def test_the_api_needs_a_configured_bearer_token(
+    admin: httpx.AsyncClient, headers: dict[str, str]
+) -> None:
+    answer = await admin.get("/api/v1/events", headers=headers)
+    assert answer.status_code == 401
+
+
+async def test_openapi_describes_the_api(admin: httpx.AsyncClient) -> None:
+    spec = (await admin.get("/api/v1/openapi.json", headers=AUTH)).json()
+    assert {
+        "/events",
+        "/events/{event_id}",
+        "/replays",
+        "/dead-letters",
+        "/stats",
+        "/entities/{resource}/{entity_id}",
+    } <= set(spec["paths"])
+
+
+async def test_events_page_with_a_cursor_and_show_one(admin: httpx.AsyncClient) -> None:
+    first = (await admin.get("/api/v1/events?limit=2", headers=AUTH)).json()
+    assert [e["type_name"] for e in first["items"]] == [
+        "AppointmentGroup.Created",
+        "Invoice.Closed",
+    ]
+    rest = (
+        await admin.get(f"/api/v1/events?limit=2&cursor={first['next_cursor']}", headers=AUTH)
+    ).json()
+    assert [e["type_name"] for e in rest["items"]] == ["Guest.Created"] and rest[
+        "next_cursor"
+    ] is None
+    one = (await admin.get("/api/v1/events/665ddd69aa5bf36518677db7", headers=AUTH)).json()
+    assert one["status"] == "processed" and one["envelope"]["event_type"] == "Guest.Created"
+    assert one["jobs"][0]["status"] == "succeeded"
+    missing = await admin.get("/api/v1/events/nope", headers=AUTH)
+    assert missing.status_code == 404 and "nope" in missing.json()["detail"]
+    bad = await admin.get("/api/v1/events?cursor=abc", headers=AUTH)
+    assert bad.status_code == 422
+
+
+async def test_entities_carry_the_contract_fields(admin: httpx.AsyncClient) -> None:
+    guest = (
+        await admin.get("/api/v1/entities/guest/B37523A5-3B4A-4EE2-8463-513755AC0ECD", headers=AUTH)
+    ).json()
+    assert {"resource", "id", "deleted", "last_event_id", "last_event_timestamp", "data"} <= set(
+        guest
+    )
+    assert guest["resource"] == "guest" and guest["first_name"] == "Avery"
+    assert guest["data"]["personal_info"]["last_name"] == "Lindqvist"
+    listed = (await admin.get("/api/v1/entities/appointment", headers=AUTH)).json()
+    assert [a["service_name"] for a in listed] == ["Hydrating Facial 60"]
+    unknown = await admin.get("/api/v1/entities/spaceship", headers=AUTH)
+    assert unknown.status_code == 404 and "known resources" in unknown.json()["detail"]
+
+
+async def test_replay_dry_run_then_for_real_and_stats(admin: httpx.AsyncClient) -> None:
+    dry = (
+        await admin.post("/api/v1/replays", json={"event_type": "guest.created"}, headers=AUTH)
+    ).json()
+    assert dry == {"matched": 1, "replayed": 0, "dry_run": True}
+    real = await admin.post(
+        "/api/v1/replays", json={"source": "acme", "dry_run": False}, headers=AUTH
+    )
+    assert real.json() == {"matched": 3, "replayed": 3, "dry_run": False}
+    stats = (await admin.get("/api/v1/stats", headers=AUTH)).json()
+    assert stats["queue_depth"] == 3 and stats["events"]["total"] == 3
+    one = await admin.post("/api/v1/events/6668d2835c80f9be67fd4c1e/replay", headers=AUTH)
+    assert one.json()["jobs_queued"] == 1
+    assert (await admin.get("/api/v1/dead-letters", headers=AUTH)).json() == []
