@@ -1,6 +1,7 @@
 """Benchmark: webhook intake throughput and latency, against a no-op app measured in the same run.
 
     .venv/bin/python bench/intake.py [--duration 10] [--backend all|sqlite|postgresql]
+                                     [--role serve|intake] [--tool auto|wrk|asyncio]
 
 Method. Before anything is measured, every event is generated and signed: the Guest.Created
 sample with a unique 24-hex ``event_id`` and ``id`` per line, signed with the source's secret
@@ -13,8 +14,9 @@ its own events, then the measurement of ``--duration`` seconds (10) on the rest.
 Targets. (b) the baseline: a no-op ASGI app on the same server stack (uvicorn, uvloop, httptools,
 access log off, the options of ``zenoti_bridge.server``) that reads the body and answers 200;
 (a) ``zenoti-bridge serve`` on SQLite as shipped (WAL, ``synchronous=FULL``, the group-commit
-writer, WAL limit 256 MiB); (c) the same on PostgreSQL, in a fresh schema of ``--postgres-url``
-dropped afterwards. Every server logs at warning level.
+writer, WAL limit 256 MiB; its workers apply the events to the mirror meanwhile, or, with
+``--role intake``, ``zenoti-bridge intake`` alone); (c) the same on PostgreSQL, in a fresh schema
+of ``--postgres-url`` dropped afterwards. Every server logs at warning level.
 
 Load. wrk (``-t1 -c32``) with ``intake.lua`` when wrk is installed, which turns each line into a
 ready request before its clock starts and sends each line once; otherwise (or with
@@ -22,11 +24,11 @@ ready request before its clock starts and sends each line once; otherwise (or wi
 machine's cores with the server, hence the baseline and the ratio (a)/(b).
 
 Reported per target: 2xx answers per second, latency p50/p90/p99/max, non-2xx answers, socket
-errors, the cores used by the server, the load generator and anything else; for SQLite the
-largest WAL file seen (sampled every 20 ms). Then the store is verified (``verification.py``:
-every acknowledged event stored exactly once with one job). The exit status is 1 when a
-verification fails or a run ran out of events, 2 on bad input. Results also go to
-``bench/results/intake-<timestamp>.json``.
+errors, the cores used by the server, the load generator, the kernel and other processes; for
+SQLite the largest WAL file seen (sampled every 20 ms). Then the store is verified
+(``verification.py``: every acknowledged event stored exactly once with one job). The exit
+status is 1 when a verification fails or a run ran out of events, 2 on bad input. Results also
+go to ``bench/results/intake-<timestamp>.json``.
 """
 
 from __future__ import annotations
@@ -39,18 +41,29 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-import orjson
 
 import postgres_scratch
 from asyncio_load import run_asyncio
 from file_watch import SizeWatch
-from load_result import LoadResult
-from machine import CpuShare, CpuWindow, busy_cores, describe
+from intake_results import (
+    LABELS,
+    NOOP,
+    POSTGRES,
+    SQLITE,
+    Options,
+    Run,
+    SqliteFiles,
+    TargetResult,
+    failures,
+    print_method,
+    report,
+    write_json,
+)
+from load_result import LoadFailed, LoadResult
+from machine import CpuWindow, busy_cores, describe
 from servers import (
     HOST,
     Server,
@@ -62,43 +75,17 @@ from servers import (
     write_config,
 )
 from signed_events import EventFile, write_event_file
-from verification import Verification, server_outcomes, verify
-from wrk_load import run_wrk, wrk_path, wrk_version
-from zenoti_bridge.config import DatabaseConfig
+from verification import server_outcomes, verify
+from wrk_load import run_wrk, wrk_path
 
 SOURCE = "bench"
 WEBHOOK_PATH = f"/webhooks/zenoti/{SOURCE}"
 SAFETY = 1.5  # lines per expected request: a run must never run out of new events
-RESULTS = Path(__file__).with_name("results")
-BUSY_WARNING = 0.2  # cores used by other processes before the run that make results suspect
-
-# the intake targets in DESIGN.md, for the 2-core reference machine
-MIN_SQLITE_RATE = 8000.0
-MAX_SQLITE_P99_MS = 15.0
-MIN_RATIO = 0.30
-
-NOOP, SQLITE, POSTGRES = "noop", "sqlite", "postgresql"
-LABELS = {
-    NOOP: "(b) no-op ASGI app",
-    SQLITE: "(a) intake, SQLite FULL",
-    POSTGRES: "(c) intake, PostgreSQL",
-}
+BUSY_WARNING = 0.2  # cores busy before the run (nothing of ours running) that make results suspect
 
 
 class BenchError(Exception):
-    """Bad input or a missing tool: one line, exit status 2."""
-
-
-@dataclass(frozen=True, slots=True)
-class Options:
-    duration: int
-    warmup: int
-    connections: int
-    backend: str
-    tool: str
-    max_rate: int
-    postgres_url: str
-    workdir: Path | None
+    """Bad input or a missing tool: exit status 2 (so are a server or wrk that fail to run)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,40 +96,6 @@ class Workload:
     warmup: EventFile
     measure: EventFile
     generated: frozenset[str]
-
-
-@dataclass(frozen=True, slots=True)
-class SqliteFiles:
-    """The SQLite files during and right after the measurement (before the server stops)."""
-
-    max_wal_bytes: int
-    wal_shrinks: int
-    wal_bytes_after: int
-    db_bytes_after: int
-
-
-@dataclass(slots=True)
-class TargetResult:
-    key: str
-    label: str
-    warmup: LoadResult | None = None
-    measured: LoadResult | None = None
-    cpu: CpuShare | None = None
-    verification: Verification | None = None
-    outcomes: dict[str, int] | None = None
-    sqlite_files: SqliteFiles | None = None
-    skipped: str | None = None
-
-
-@dataclass(slots=True)
-class Run:
-    options: Options
-    tool: str
-    machine: dict[str, str | int]
-    busy_before: float | None
-    started_at: datetime
-    targets: list[TargetResult] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
 
 
 # -- command line ---------------------------------------------------------------------------
@@ -156,14 +109,42 @@ def parse_args(argv: list[str] | None) -> Options:
     parser.add_argument("--duration", type=int, default=10, help="measured seconds (>= 10)")
     parser.add_argument("--warmup", type=int, default=2, help="warm-up seconds per target")
     parser.add_argument("--connections", type=int, default=32, help="keep-alive connections")
-    parser.add_argument("--backend", choices=("all", SQLITE, POSTGRES), default="all")
-    parser.add_argument("--tool", choices=("auto", "wrk", "asyncio"), default="auto",
-                        help="load generator (auto: wrk when installed)")
-    parser.add_argument("--max-rate", type=int, default=30000,
-                        help="highest rate expected from any target; sizes the event files")
-    parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/test")
-    parser.add_argument("--workdir", type=Path, default=None,
-                        help="where the SQLite file and event files go [default: a temp dir]")
+    parser.add_argument(
+        "--backend",
+        choices=("all", SQLITE, POSTGRES),
+        default="all",
+        help="intake targets measured beside the no-op baseline",
+    )
+    parser.add_argument(
+        "--role",
+        choices=("serve", "intake"),
+        default="serve",
+        help="serve: every role in one process (workers apply events to the "
+        "mirror meanwhile); intake: the intake alone",
+    )
+    parser.add_argument(
+        "--tool",
+        choices=("auto", "wrk", "asyncio"),
+        default="auto",
+        help="load generator (auto: wrk when installed)",
+    )
+    parser.add_argument(
+        "--max-rate",
+        type=int,
+        default=30000,
+        help="highest rate expected from any target; sizes the event files",
+    )
+    parser.add_argument(
+        "--postgres-url",
+        default="postgresql://postgres@127.0.0.1:5432/test",
+        help="database for the PostgreSQL target: a schema is made and dropped",
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="where the SQLite file and event files go [default: a temp dir]",
+    )
     args = parser.parse_args(argv)
     if args.duration < 10:
         parser.error("--duration must be at least 10 seconds")
@@ -174,6 +155,7 @@ def parse_args(argv: list[str] | None) -> Options:
         warmup=args.warmup,
         connections=args.connections,
         backend=args.backend,
+        role=args.role,
         tool=args.tool,
         max_rate=args.max_rate,
         postgres_url=args.postgres_url,
@@ -233,8 +215,13 @@ def load(
             url, events.path, connections=options.connections, seconds=seconds, on_start=on_start
         )
     return run_asyncio(
-        HOST, server.port, WEBHOOK_PATH, events,
-        connections=options.connections, seconds=seconds, on_start=on_start,
+        HOST,
+        server.port,
+        WEBHOOK_PATH,
+        events,
+        connections=options.connections,
+        seconds=seconds,
+        on_start=on_start,
     )
 
 
@@ -268,11 +255,16 @@ def _size(path: Path) -> int:
 
 
 def run_intake(
-    key: str, database_url: str, sqlite_db: Path | None, workdir: Path, workload: Workload,
-    options: Options, tool: str,
+    key: str,
+    database_url: str,
+    sqlite_db: Path | None,
+    workdir: Path,
+    workload: Workload,
+    options: Options,
+    tool: str,
 ) -> TargetResult:
     result = TargetResult(key, LABELS[key])
-    phase(f"{result.label}: starting zenoti-bridge serve (migrations first)")
+    phase(f"{result.label}: starting zenoti-bridge {options.role} (migrations first)")
     config = workdir / f"{key}.toml"
     port = free_port()
     write_config(
@@ -280,7 +272,7 @@ def run_intake(
     )
     wal = Path(f"{sqlite_db}-wal") if sqlite_db is not None else None
     watch = SizeWatch(wal) if wal is not None else None
-    with running(start_intake(workdir, config, port)) as server:
+    with running(start_intake(workdir, config, port, options.role)) as server:
         with watch or nullcontext():
             drive(server, workload, options, tool, result)
         result.outcomes = server_outcomes(server.base_url, SOURCE)
@@ -293,8 +285,11 @@ def run_intake(
             )
     phase("  verifying the store")
     result.verification = verify(
-        database_url, SOURCE, workload.generated,
-        [r for r in (result.warmup, result.measured) if r is not None], result.outcomes,
+        database_url,
+        SOURCE,
+        workload.generated,
+        [r for r in (result.warmup, result.measured) if r is not None],
+        result.outcomes,
     )
     phase(f"  verification {'passed' if result.verification.ok else 'FAILED'}")
     return result
@@ -306,11 +301,19 @@ def run_sqlite(workdir: Path, workload: Workload, options: Options, tool: str) -
     return run_intake(SQLITE, f"sqlite:///{database}", database, workdir, workload, options, tool)
 
 
-def run_postgres(workdir: Path, workload: Workload, options: Options, tool: str) -> TargetResult:
+def postgres_problem(options: Options) -> str | None:
+    """Why the PostgreSQL target cannot run (a BenchError if it was asked for by name)."""
+    if options.backend not in ("all", POSTGRES):
+        return None
     problem = postgres_scratch.reachable(options.postgres_url)
+    if problem is not None and options.backend == POSTGRES:
+        raise BenchError(problem)
+    return problem
+
+
+def run_postgres(workdir: Path, workload: Workload, options: Options, tool: str) -> TargetResult:
+    problem = postgres_problem(options)
     if problem is not None:
-        if options.backend == POSTGRES:
-            raise BenchError(problem)
         phase(f"{LABELS[POSTGRES]}: SKIPPED, {problem}")
         return TargetResult(POSTGRES, LABELS[POSTGRES], skipped=problem)
     with postgres_scratch.scratch_schema(options.postgres_url) as url:
@@ -326,193 +329,43 @@ def run_targets(run: Run, workdir: Path, workload: Workload) -> None:
         run.targets.append(run_postgres(workdir, workload, options, tool))
 
 
-# -- report ---------------------------------------------------------------------------------
-
-
-def _cores(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
-
-
-def print_method(run: Run, workload: Workload | None = None) -> None:
-    m, o = run.machine, run.options
-    tool = wrk_version() + " -t1" if run.tool == "wrk" else "built-in asyncio generator"
-    print(f"method: {tool}, {o.connections} keep-alive connections, closed loop; "
-          f"{o.warmup} s warm-up then {o.duration} s measured per target")
-    print(f"machine: {m['cores']} cores ({m['cpu']}), {m['system']}, Python {m['python']}, "
-          f"SQLite {m['sqlite']}")
-    if run.busy_before is not None:
-        print(f"machine busy before the run: {run.busy_before:.2f} cores")
-    if workload is not None:
-        print(f"events: {len(workload.measure):,} + {len(workload.warmup):,} (warm-up) unique "
-              f"signed Guest.Created bodies of {workload.measure.body_bytes:,} bytes")
-
-
-def print_table(targets: list[TargetResult]) -> None:
-    header = (f"{'target':<26}{'events/s':>10}{'p50 ms':>8}{'p90 ms':>8}{'p99 ms':>8}"
-              f"{'max ms':>8}{'non-2xx':>9}{'sock err':>9}   cores: server/load/kernel/other")
-    print(header)
-    print("-" * len(header))
-    for t in targets:
-        r = t.measured
-        if r is None:
-            print(f"{t.label:<26}  skipped: {t.skipped or 'not run'}")
-            continue
-        cpu = t.cpu or CpuShare(None, None, None, None)
-        print(f"{t.label:<26}{r.rate:>10,.0f}{r.latency.p50:>8.2f}{r.latency.p90:>8.2f}"
-              f"{r.latency.p99:>8.2f}{r.latency.max:>8.1f}{r.non_2xx:>9,}{r.socket_errors:>9,}"
-              f"   {_cores(cpu.server)}/{_cores(cpu.load_generator)}/{_cores(cpu.kernel)}"
-              f"/{_cores(cpu.other)}")
-
-
-def ratio(targets: dict[str, TargetResult], key: str) -> float | None:
-    base, target = targets.get(NOOP), targets.get(key)
-    if base is None or target is None or base.measured is None or target.measured is None:
-        return None
-    return target.measured.rate / base.measured.rate if base.measured.rate else None
-
-
-def _verdict(ok: bool) -> str:
-    return "met" if ok else "MISSED"
-
-
-def print_targets(by_key: dict[str, TargetResult]) -> None:
-    for key in (SQLITE, POSTGRES):
-        value = ratio(by_key, key)
-        if value is not None:
-            print(f"ratio {LABELS[key].split(', ')[1]} / no-op: {value:.2f}")
-    sqlite = by_key.get(SQLITE)
-    if sqlite is None or sqlite.measured is None:
-        return
-    r, value = sqlite.measured, ratio(by_key, SQLITE) or 0.0
-    rate_ok, p99_ok = r.rate >= MIN_SQLITE_RATE, r.latency.p99 <= MAX_SQLITE_P99_MS
-    print("targets (DESIGN.md, 2-core reference machine): "
-          f"SQLite {r.rate:,.0f} events/s >= {MIN_SQLITE_RATE:,.0f} {_verdict(rate_ok)}; "
-          f"p99 {r.latency.p99:.1f} ms <= {MAX_SQLITE_P99_MS:.0f} ms {_verdict(p99_ok)}; "
-          f"ratio {value:.2f} >= {MIN_RATIO:.2f} {_verdict(value >= MIN_RATIO)}")
-    files = sqlite.sqlite_files
-    if files is not None:
-        limit = DatabaseConfig().wal_limit_mb
-        print(f"SQLite WAL: largest {files.max_wal_bytes / 2**20:,.1f} MiB during warm-up and "
-              f"measurement (database.wal_limit_mb = {limit} MiB), shrank {files.wal_shrinks} "
-              f"times; right after: WAL {files.wal_bytes_after / 2**20:,.1f} MiB, "
-              f"database file {files.db_bytes_after / 2**20:,.1f} MiB")
-
-
-def print_answers(targets: list[TargetResult]) -> None:
-    for t in targets:
-        r = t.measured
-        if r is None:
-            continue
-        statuses = ", ".join(f"{s}: {n:,}" for s, n in sorted(r.statuses.items())) or "-"
-        line = f"{t.label}: measured answers by status {statuses}"
-        if t.outcomes is not None:
-            outcomes = ", ".join(f"{k} {v:,}" for k, v in sorted(t.outcomes.items()))
-            line += f"; server outcomes, warm-up included: {outcomes}"
-        print(line)
-
-
-def print_verification(targets: list[TargetResult]) -> None:
-    for t in targets:
-        v = t.verification
-        if v is None:
-            continue
-        print(f"verification {t.label}: {'PASSED' if v.ok else 'FAILED'} ({v.method})")
-        extra = "" if v.missing is None else f"; acknowledged but missing {v.missing}"
-        if v.server_accepted is not None:
-            extra += f"; server answered accepted {v.server_accepted:,}"
-        print(f"  stored {v.stored:,}; 2xx answers {v.acknowledged:,} (warm-up included); "
-              f"lines handed out {v.sent_at_most:,}; stored twice {v.stored_twice}; "
-              f"jobs != 1: {v.wrong_jobs}; unknown ids {v.unknown}{extra}")
-        for problem in v.problems:
-            print(f"  problem: {problem}")
-
-
-def report(run: Run) -> None:
-    by_key = {t.key: t for t in run.targets}
-    print()
-    print_method(run)
-    print()
-    print_table(run.targets)
-    print()
-    print_targets(by_key)
-    print_answers(run.targets)
-    print_verification(run.targets)
-    for note in run.notes:
-        print(f"note: {note}")
-
-
-# -- results file ---------------------------------------------------------------------------
-
-
-def _target_json(target: TargetResult) -> dict[str, Any]:
-    data = asdict(target)
-    for name in ("warmup", "measured"):
-        run: LoadResult | None = getattr(target, name)
-        if run is None:
-            continue
-        data[name].pop("acknowledged", None)
-        data[name].update(rate=run.rate, ok_answers=run.ok_answers, exhausted=run.exhausted)
-    if target.verification is not None:
-        data["verification"]["ok"] = target.verification.ok
-    return data
-
-
-def write_json(run: Run) -> Path:
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"intake-{run.started_at.strftime('%Y%m%dT%H%M%SZ')}.json"
-    by_key = {t.key: t for t in run.targets}
-    document = {
-        "benchmark": "intake",
-        "started_at": run.started_at.isoformat(),
-        "command": " ".join(sys.argv),
-        "options": {**asdict(run.options), "workdir": str(run.options.workdir or "")},
-        "tool": run.tool,
-        "machine": run.machine,
-        "busy_cores_before": run.busy_before,
-        "ratios": {key: ratio(by_key, key) for key in (SQLITE, POSTGRES)},
-        "targets": [_target_json(t) for t in run.targets],
-        "notes": run.notes,
-    }
-    path.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
-    return path
-
-
 # -- main -----------------------------------------------------------------------------------
-
-
-def failures(run: Run) -> list[str]:
-    found = []
-    for t in run.targets:
-        if t.verification is not None and not t.verification.ok:
-            found.append(f"{t.label}: verification failed")
-        for part in (t.warmup, t.measured):
-            if part is not None and part.exhausted:
-                found.append(f"{t.label}: ran out of events; raise --max-rate")
-    return found
 
 
 @contextmanager
 def workspace(options: Options) -> Iterator[Path]:
+    """A fresh directory for the event files, configs, logs and the SQLite file; removed after."""
     if options.workdir is not None:
         options.workdir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix="zb-bench-", dir=options.workdir) as tmp:
-            yield Path(tmp)
-    else:
-        with tempfile.TemporaryDirectory(prefix="zb-bench-") as tmp:
-            yield Path(tmp)
+    with tempfile.TemporaryDirectory(prefix="zb-bench-", dir=options.workdir) as tmp:
+        yield Path(tmp)
 
 
 def execute(options: Options) -> Run:
-    run = Run(options=options, tool=choose_tool(options.tool), machine=describe(),
-              busy_before=busy_cores(1.0), started_at=datetime.now(UTC))
+    run = Run(
+        options=options,
+        tool=choose_tool(options.tool),
+        machine=describe(),
+        busy_before=busy_cores(1.0),
+        started_at=datetime.now(UTC),
+    )
+    # fail before minutes of work when PostgreSQL was asked for by name and is not there
+    if options.backend != SQLITE and postgres_problem(options) is None:
+        run.machine["postgresql"] = postgres_scratch.server_version(options.postgres_url)
     print_method(run)
     if run.busy_before is not None and run.busy_before > BUSY_WARNING:
-        note = (f"the machine was busy before the run ({run.busy_before:.2f} cores used by other "
-                "processes): figures will be low and noisy")
+        note = (
+            f"the machine was busy before the run ({run.busy_before:.2f} cores used by other "
+            "processes): figures will be low and noisy"
+        )
         run.notes.append(note)
         print(f"warning: {note}", flush=True)
     with workspace(options) as workdir:
         workload = make_workload(workdir, options)
+        run.events = (
+            f"{len(workload.measure):,} + {len(workload.warmup):,} (warm-up) unique signed "
+            f"Guest.Created bodies of {workload.measure.body_bytes:,} bytes, every id new"
+        )
         run_targets(run, workdir, workload)
     return run
 
@@ -521,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         options = parse_args(argv)
         run = execute(options)
-    except (BenchError, ServerFailed) as exc:
+    except (BenchError, ServerFailed, LoadFailed) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     report(run)

@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
+class LoadFailed(RuntimeError):
+    """The load generator could not run (not installed, crashed, bad script)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Latency:
     """Request latencies in milliseconds."""

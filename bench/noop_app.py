@@ -45,8 +45,9 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     path = scope["path"]
     found = path.startswith("/webhooks/") or path == "/healthz"
     body = _OK if found else _NOT_FOUND
-    await send({"type": "http.response.start", "status": 200 if found else 404,
-                "headers": _headers(body)})
+    await send(
+        {"type": "http.response.start", "status": 200 if found else 404, "headers": _headers(body)}
+    )
     await send({"type": "http.response.body", "body": body})
 
 

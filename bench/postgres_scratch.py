@@ -42,6 +42,4 @@ def scratch_schema(url: str) -> Iterator[str]:
         yield with_search_path(url, schema)
     finally:
         with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
-            )
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))

@@ -117,18 +117,26 @@ def bridge_command() -> str:
     return str(script)
 
 
-def start_intake(workdir: Path, config: Path, port: int) -> Server:
-    """``zenoti-bridge serve`` at log level warning.
+def start_intake(workdir: Path, config: Path, port: int, role: str = "serve") -> Server:
+    """``zenoti-bridge serve`` (every role: intake and workers) or ``zenoti-bridge intake``
+    (the intake alone), at log level warning.
 
     Readiness is ``/healthz``, which writes nothing (``/readyz`` writes a probe row), so the
     store's first write is the first event, as when Zenoti's first webhook arrives some time
     after a start.
     """
     command = [
-        bridge_command(), "serve", "--config", str(config), "--port", str(port),
-        "--log-level", "warning",
+        bridge_command(),
+        role,
+        "--config",
+        str(config),
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
     ]
-    return _spawn("zenoti-bridge serve", command, workdir / f"serve-{port}.log", "/healthz", port)
+    log = workdir / f"{role}-{port}.log"
+    return _spawn(f"zenoti-bridge {role}", command, log, "/healthz", port)
 
 
 def start_noop(workdir: Path, port: int) -> Server:

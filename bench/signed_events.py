@@ -18,9 +18,7 @@ import orjson
 
 from zenoti_bridge.signature import sign
 
-FIXTURE = (
-    Path(__file__).resolve().parents[1] / "tests/fixtures/zenoti/payloads/Guest.Created.json"
-)
+FIXTURE = Path(__file__).resolve().parents[1] / "tests/fixtures/zenoti/payloads/Guest.Created.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +60,7 @@ def _template() -> _Template:
     head, _, rest = text.partition(b'"id": "' + delivery + b'"')
     middle, _, tail = rest.partition(b'"event_id": "' + event + b'"')
     if not tail:
-        raise ValueError(f"{FIXTURE}: expected \"id\" before \"event_id\"")
+        raise ValueError(f'{FIXTURE}: expected "id" before "event_id"')
     return _Template(head + b'"id": "', b'"' + middle + b'"event_id": "', b'"' + tail)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from load_result import Latency, LoadResult
+from load_result import Latency, LoadFailed, LoadResult
 
 LUA = Path(__file__).with_name("intake.lua")
 MARKER = "ZB_BENCH_RESULT "
@@ -51,10 +51,21 @@ def run_wrk(
     """
     path = wrk_path()
     if path is None:
-        raise RuntimeError("wrk is not installed; use --tool asyncio or apt-get install wrk")
+        raise LoadFailed("wrk is not installed; use --tool asyncio or apt-get install wrk")
     command = [
-        path, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency",
-        "--timeout", "10s", "-s", str(LUA), url, "--", str(events), str(threads),
+        path,
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--latency",
+        "--timeout",
+        "10s",
+        "-s",
+        str(LUA),
+        url,
+        "--",
+        str(events),
+        str(threads),
     ]
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -66,7 +77,7 @@ def run_wrk(
         stdout, stderr = process.communicate()
     if process.returncode != 0 or MARKER not in stdout:
         problem = (early + stderr).strip() or stdout
-        raise RuntimeError(f"wrk failed ({process.returncode}): {problem}")
+        raise LoadFailed(f"wrk failed ({process.returncode}): {problem}")
     return parse_wrk(stdout, connections)
 
 

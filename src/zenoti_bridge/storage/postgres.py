@@ -75,7 +75,6 @@ def psycopg_conninfo(url: str) -> str:
 async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
     # an intake acknowledgement must survive a crash of the server: never trade that away
     await conn.execute("SET synchronous_commit = on")
-    await conn.commit()
 
 
 class PostgresStore:
@@ -96,6 +95,7 @@ class PostgresStore:
             max_size=self.pool_size,
             timeout=self.pool_timeout,
             configure=_configure,
+            kwargs={"autocommit": True},  # each write below is one statement, atomic by itself
             open=False,
             name="zenoti-bridge",
         )
@@ -138,8 +138,9 @@ class PostgresStore:
             "consumers": list(event.consumers),
         }
         try:
-            async with self._require_pool().connection() as conn, conn.transaction():
-                # a concurrent delivery may commit between the two statements; two tries settle it
+            async with self._require_pool().connection() as conn:
+                # one round trip for a new event (event and jobs in one statement); a concurrent
+                # delivery may commit between the two statements, so try the pair again
                 for _ in range(3):
                     row = await (await conn.execute(_RECORD_NEW, params)).fetchone()
                     if row is not None:
@@ -166,7 +167,7 @@ class PostgresStore:
             "body": item.body,
         }
         try:
-            async with self._require_pool().connection() as conn, conn.transaction():
+            async with self._require_pool().connection() as conn:
                 row = await (await conn.execute(_QUARANTINE, params)).fetchone()
         except (psycopg.Error, PoolTimeout) as exc:
             raise StorageUnavailable(f"PostgreSQL write failed: {exc}") from exc
@@ -175,7 +176,7 @@ class PostgresStore:
 
     async def probe(self) -> None:
         try:
-            async with self._require_pool().connection() as conn, conn.transaction():
+            async with self._require_pool().connection() as conn:
                 await conn.execute(_PROBE)
         except (psycopg.Error, PoolTimeout) as exc:
             raise StorageUnavailable(f"PostgreSQL at {redact(self.url)}: {exc}") from exc

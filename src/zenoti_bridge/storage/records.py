@@ -24,7 +24,7 @@ class JobStatus(StrEnum):
     QUEUED = "queued"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built once per request on the hot path, never changed
 class IncomingEvent:
     """One authentic delivery of a parsed envelope, ready to store."""
 

@@ -56,11 +56,9 @@ ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at
 
 def sqlite_time(value: datetime) -> str:
     """UTC text in the format SQLAlchemy reads back and SQLite's date functions understand."""
-    value = value.astimezone(UTC)
-    return (
-        f"{value.year:04d}-{value.month:02d}-{value.day:02d} "
-        f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}"
-    )
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.isoformat(" ", "microseconds")[:26]
 
 
 Op = Callable[[sqlite3.Connection], Any]
@@ -128,6 +126,10 @@ class SQLiteStore:
 
     async def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # WAL before the checkpointer connects: on a database still in rollback-journal mode a
+        # passive checkpoint does nothing, and it would go on doing nothing
+        with contextlib.suppress(sqlite3.Error):
+            await asyncio.to_thread(self._enable_wal)
         self._stopping.clear()
         self._writer = threading.Thread(target=self._write_loop, name="zb-sqlite-writer")
         self._checkpointer = threading.Thread(
@@ -174,6 +176,13 @@ class SQLiteStore:
         return future
 
     # -- the writer thread -------------------------------------------------------------------
+
+    def _enable_wal(self) -> None:
+        conn = sqlite3.connect(self.path, timeout=self.busy_timeout_ms / 1000)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+        finally:
+            conn.close()
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
@@ -291,7 +300,11 @@ class SQLiteStore:
                 if conn is None:
                     conn = sqlite3.connect(self.path, isolation_level=None, timeout=0.1)
                     conn.execute("PRAGMA synchronous=FULL")
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                _, frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                if frames < 0:  # not in WAL mode (yet): look again on a fresh connection
+                    conn.close()
+                    conn = None
+                    continue
                 self.stats.passive_checkpoints += 1
                 if wal.exists() and os.path.getsize(wal) > self.wal_limit_bytes:
                     self._truncate_wanted.set()
