@@ -12,11 +12,12 @@ Run: ``python bench/noop_app.py --port 8181``.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import uvicorn
+
+from zenoti_bridge.server import uvicorn_config
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -61,25 +62,9 @@ async def _lifespan(receive: Receive, send: Send) -> None:
             return
 
 
-def _available(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
-
-
 def serve(host: str, port: int, log_level: str = "warning") -> None:
-    """Serve ``app`` with the options ``zenoti_bridge.server.run`` uses."""
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        loop="uvloop" if _available("uvloop") else "asyncio",
-        http="httptools" if _available("httptools") else "h11",
-        lifespan="on",
-        access_log=False,
-        log_level=log_level,
-        backlog=4096,
-        timeout_keep_alive=75,
-        server_header=False,
-    )
+    """Serve ``app`` on exactly the server stack of ``zenoti_bridge.server``."""
+    config = uvicorn_config(app, host=host, port=port, log_level=log_level)
     uvicorn.Server(config).run()
 
 

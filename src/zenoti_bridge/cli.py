@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated, ParamSpec, TypeVar
 
 import orjson
 import typer
@@ -391,7 +391,7 @@ def events_list(
         )
     if as_json:
         for row in rows:
-            sys.stdout.write(orjson.dumps(_summary(row)).decode() + "\n")
+            sys.stdout.write(orjson.dumps(row.summary()).decode() + "\n")
         return
     table = Table(
         "received",
@@ -419,22 +419,6 @@ def events_list(
         err.print("no events match")
 
 
-def _summary(row: Any) -> dict[str, Any]:
-    return {
-        "event_id": row.event_id,
-        "source": row.source,
-        "event_type": row.event_type,
-        "type_name": row.type_name,
-        "status": row.status,
-        "received_at": row.received_at.isoformat(),
-        "event_timestamp": row.event_timestamp,
-        "delivery_count": row.delivery_count,
-        "signature": row.signature,
-        "resource": row.resource,
-        "entity_id": row.entity_id,
-    }
-
-
 @events_app.command("show")
 @friendly
 def events_show(
@@ -448,10 +432,7 @@ def events_show(
     settings = _settings(config)
     with Reader(settings.database.url) as reader:
         event = reader.get_event(event_id, source)
-    summary = _summary(event)
-    summary.update(
-        delivery_id=event.delivery_id, verb=event.verb, family=event.family, routed=event.routed
-    )
+    summary = event.summary()
     table = Table(show_header=False)
     for key, value in summary.items():
         table.add_row(key, str(value))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+from typing import Any
 
 import uvicorn
 
@@ -17,17 +18,9 @@ def _available(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def run(
-    settings: Settings, *, host: str, port: int, log_level: str = "info", workers: bool = True
-) -> None:
-    """Serve until SIGINT/SIGTERM; in-flight requests finish, queued writes are committed."""
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    store = open_store(settings.database)
-    pool = Workers(store, database_url=settings.database.url) if workers else None
-    app = BridgeApp(settings, store, workers=pool)
-    config = uvicorn.Config(
+def uvicorn_config(app: Any, *, host: str, port: int, log_level: str) -> uvicorn.Config:
+    """The server stack every role runs on (the intake benchmark's baseline uses it too)."""
+    return uvicorn.Config(
         app,
         host=host,
         port=port,
@@ -40,4 +33,16 @@ def run(
         timeout_keep_alive=75,  # longer than typical load balancers, so they close first
         server_header=False,
     )
-    uvicorn.Server(config).run()
+
+
+def run(
+    settings: Settings, *, host: str, port: int, log_level: str = "info", workers: bool = True
+) -> None:
+    """Serve until SIGINT/SIGTERM; in-flight requests finish, queued writes are committed."""
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    store = open_store(settings.database)
+    pool = Workers(store, database_url=settings.database.url) if workers else None
+    app = BridgeApp(settings, store, workers=pool)
+    uvicorn.Server(uvicorn_config(app, host=host, port=port, log_level=log_level)).run()

@@ -23,7 +23,6 @@ from ..catalog import lookup
 from ..config import Settings
 from ..errors import NotFound
 from ..storage.queries import EventFilter, Reader
-from ..storage.records import StoredEvent
 from ..storage.replay import Operator
 
 bearer = HTTPBearer(auto_error=False)
@@ -48,27 +47,6 @@ class ReplayAnswer(BaseModel):
 class Page(BaseModel):
     items: list[dict[str, Any]]
     next_cursor: str | None = Field(None, description="Pass as ?cursor= for the next page")
-
-
-def _event_summary(event: StoredEvent) -> dict[str, Any]:
-    return {
-        "event_id": event.event_id,
-        "source": event.source,
-        "event_type": event.event_type,
-        "type_name": event.type_name,
-        "family": event.family,
-        "status": event.status,
-        "routed": event.routed,
-        "resource": event.resource,
-        "entity_id": event.entity_id,
-        "event_timestamp": event.event_timestamp,
-        "received_at": event.received_at.isoformat(),
-        "last_seen_at": event.last_seen_at.isoformat(),
-        "delivery_count": event.delivery_count,
-        "signature": event.signature,
-        "verb": event.verb,
-        "delivery_id": event.delivery_id,
-    }
 
 
 def _jsonable(value: T) -> T:
@@ -130,7 +108,7 @@ def build_admin_api(settings: Settings) -> FastAPI:
         )
         rows = reader.list_events(where, limit=limit, before_pk=before)
         next_cursor = str(rows[-1].pk) if len(rows) == limit else None
-        return Page(items=[_event_summary(r) for r in rows], next_cursor=next_cursor)
+        return Page(items=[r.summary() for r in rows], next_cursor=next_cursor)
 
     @api.get("/events/{event_id}", summary="One event: envelope, raw body, deliveries, jobs")
     def get_event(event_id: str, source: str | None = None) -> dict[str, Any]:
@@ -142,7 +120,7 @@ def build_admin_api(settings: Settings) -> FastAPI:
             envelope = None
         return _jsonable(
             {
-                **_event_summary(event),
+                **event.summary(),
                 "headers": event.headers,
                 "query": event.query,
                 "body": body_text,

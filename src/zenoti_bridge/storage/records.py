@@ -100,3 +100,24 @@ class StoredEvent:
     body: bytes
     deliveries: list[dict[str, Any]] = field(default_factory=list)
     jobs: list[dict[str, Any]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """The event without its body, headers, deliveries and jobs, as JSON-ready values."""
+        return {
+            "event_id": self.event_id,
+            "source": self.source,
+            "event_type": self.event_type,
+            "type_name": self.type_name,
+            "family": self.family,
+            "status": self.status,
+            "routed": self.routed,
+            "resource": self.resource,
+            "entity_id": self.entity_id,
+            "event_timestamp": self.event_timestamp,
+            "received_at": self.received_at.isoformat(),
+            "last_seen_at": self.last_seen_at.isoformat(),
+            "delivery_count": self.delivery_count,
+            "signature": self.signature,
+            "verb": self.verb,
+            "delivery_id": self.delivery_id,
+        }

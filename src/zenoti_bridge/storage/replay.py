@@ -6,12 +6,12 @@ merges by version) makes a replay safe to run any number of times.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, select, update
+from sqlalchemy import Engine, Select, and_, func, select, update
 
 from ..errors import NotFound
 from .migrate import make_engine
@@ -31,6 +31,23 @@ class DeadLetter:
     event_type: str
 
 
+def _dead_letters() -> Select[Any]:
+    return (
+        select(
+            jobs.c.id,
+            jobs.c.consumer,
+            jobs.c.attempts,
+            jobs.c.last_error,
+            jobs.c.updated_at,
+            events.c.source,
+            events.c.event_id,
+            events.c.type_name,
+        )
+        .select_from(jobs.join(events, events.c.id == jobs.c.event_pk))
+        .where(jobs.c.status == "dead")
+    )
+
+
 class Operator:
     """Dead-letter and replay operations on one database."""
 
@@ -47,57 +64,22 @@ class Operator:
         self.close()
 
     def dead_letters(self, source: str | None = None, limit: int = 100) -> list[DeadLetter]:
-        query = (
-            select(
-                jobs.c.id,
-                jobs.c.consumer,
-                jobs.c.attempts,
-                jobs.c.last_error,
-                jobs.c.updated_at,
-                events.c.source,
-                events.c.event_id,
-                events.c.type_name,
-            )
-            .select_from(jobs.join(events, events.c.id == jobs.c.event_pk))
-            .where(jobs.c.status == "dead")
-            .order_by(jobs.c.id.desc())
-            .limit(limit)
-        )
+        query = _dead_letters().order_by(jobs.c.id.desc()).limit(limit)
         if source is not None:
             query = query.where(events.c.source == source)
-        with self.engine.connect() as conn:
-            return [
-                DeadLetter(
-                    r[0], r[1], r[2], r[3], as_utc(r[4]) or datetime.now(UTC), r[5], r[6], r[7]
-                )
-                for r in conn.execute(query)
-            ]
+        return self._letters(query)
 
     def dead_letter(self, job_id: int) -> DeadLetter:
-        for letter in self._dead_by_id(job_id):
+        for letter in self._letters(_dead_letters().where(jobs.c.id == job_id)):
             return letter
         raise NotFound(f"no dead letter with job id {job_id}")
 
-    def _dead_by_id(self, job_id: int) -> Iterator[DeadLetter]:
-        query = (
-            select(
-                jobs.c.id,
-                jobs.c.consumer,
-                jobs.c.attempts,
-                jobs.c.last_error,
-                jobs.c.updated_at,
-                events.c.source,
-                events.c.event_id,
-                events.c.type_name,
-            )
-            .select_from(jobs.join(events, events.c.id == jobs.c.event_pk))
-            .where(and_(jobs.c.status == "dead", jobs.c.id == job_id))
-        )
+    def _letters(self, query: Select[Any]) -> list[DeadLetter]:
         with self.engine.connect() as conn:
-            for r in conn.execute(query):
-                yield DeadLetter(
-                    r[0], r[1], r[2], r[3], as_utc(r[4]) or datetime.now(UTC), r[5], r[6], r[7]
-                )
+            return [
+                DeadLetter(r[0], r[1], r[2], r[3], as_utc(r[4]) or datetime.now(UTC), *r[5:])
+                for r in conn.execute(query)
+            ]
 
     def requeue_dead(self, job_ids: list[int] | None = None, now: datetime | None = None) -> int:
         """Put dead jobs back in the queue (all of them when ``job_ids`` is None)."""
