@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
+from tests.conftest import SettingsFactory
 from zenoti_bridge.errors import StorageUnavailable
-from zenoti_bridge.storage import IncomingEvent, Outcome, QuarantineItem, Store
+from zenoti_bridge.storage import IncomingEvent, Outcome, QuarantineItem, Store, open_store
+from zenoti_bridge.storage import migrate as migrations
 from zenoti_bridge.storage.queries import Reader
 
 RECEIVED = datetime(2026, 11, 26, 12, 0, 0, 123456, tzinfo=UTC)
@@ -140,3 +144,24 @@ async def test_quarantine_keeps_the_raw_body(store: Store, reader: Reader) -> No
 
 async def test_probe_succeeds_on_a_healthy_store(store: Store) -> None:
     await store.probe()
+
+
+async def test_sqlite_waits_in_the_writer_thread_while_another_process_writes(
+    tmp_path: Path, make_settings: SettingsFactory
+) -> None:
+    url = f"sqlite:///{tmp_path / 'bridge.db'}"
+    migrations.upgrade(url)
+    store = open_store(make_settings(url).database)
+    await store.start()
+    other = sqlite3.connect(tmp_path / "bridge.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # like `zenoti-bridge events replay` in another process
+    try:
+        pending = asyncio.ensure_future(store.record_event(incoming(1)))
+        await asyncio.sleep(0.2)
+        assert not pending.done(), "the event waits for the lock; the event loop does not"
+        other.execute("COMMIT")
+        assert (await asyncio.wait_for(pending, 5)).outcome is Outcome.ACCEPTED
+        assert (await store.record_event(incoming(2))).outcome is Outcome.ACCEPTED
+    finally:
+        other.close()
+        await store.stop()
