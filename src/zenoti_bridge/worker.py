@@ -15,10 +15,11 @@ import contextlib
 import logging
 import random
 import sqlite3
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 
@@ -27,12 +28,13 @@ from .errors import StorageUnavailable
 from .mirror import MirrorEvent, apply_events
 from .retry import Retry, RetryPolicy
 from .storage import SQLiteStore, Store
-from .storage.jobs import claim_in_transaction, finish
+from .storage.jobs import claim_in_transaction, finish, rescue_expired
 from .storage.postgres import psycopg_conninfo
 from .storage.sqlconn import SqlConn
 
 log = logging.getLogger(__name__)
 MIRROR = "mirror"
+T = TypeVar("T")
 MIRROR_POLICY = RetryPolicy(delays=(1.0, 5.0, 30.0, 120.0, 600.0), max_attempts=8)
 
 
@@ -109,14 +111,18 @@ class _PostgresLane:
         self.conn: psycopg.Connection[Any] | None = None
 
     async def run(self, now: datetime) -> tuple[int, int]:
-        return await asyncio.get_running_loop().run_in_executor(self.executor, self._batch, now)
+        return await self.call(lambda sql: run_mirror_batch(sql, self.batch_size, now))
 
-    def _batch(self, now: datetime) -> tuple[int, int]:
+    async def call(self, work: Callable[[SqlConn], T]) -> T:
+        """Run ``work`` in one transaction on this lane's connection, in its thread."""
+        return await asyncio.get_running_loop().run_in_executor(self.executor, self._call, work)
+
+    def _call(self, work: Callable[[SqlConn], T]) -> T:
         if self.conn is None or self.conn.closed:
             self.conn = psycopg.connect(psycopg_conninfo(self.url), connect_timeout=5)
         try:
             with self.conn.transaction():
-                return run_mirror_batch(SqlConn(self.conn, "postgresql"), self.batch_size, now)
+                return work(SqlConn(self.conn, "postgresql"))
         except psycopg.OperationalError:
             self.conn.close()
             raise
@@ -141,6 +147,7 @@ class Workers:
         concurrency: int = 2,
         batch_size: int = 200,
         idle_wait: float = 0.25,
+        rescue_interval: float = 10.0,
         clock: Clock = system_clock,
     ) -> None:
         self.store = store
@@ -154,6 +161,8 @@ class Workers:
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._lanes: list[_PostgresLane] = []
+        self._rescue_lane: _PostgresLane | None = None
+        self.rescue_interval = rescue_interval
 
     def wake(self) -> None:
         self._wake.set()
@@ -164,6 +173,30 @@ class Workers:
             asyncio.create_task(self._loop(n), name=f"zb-worker-{n}")
             for n in range(self.concurrency)
         ]
+        self._tasks.append(asyncio.create_task(self._rescuer(), name="zb-rescuer"))
+
+    async def rescue_once(self) -> int:
+        """Return jobs whose lease expired (their worker died) to the queue."""
+        now = self.clock()
+        if isinstance(self.store, SQLiteStore):
+            result = await self.store.in_writer(
+                lambda conn: rescue_expired(SqlConn(conn, "sqlite"), now)
+            )
+            return int(result)
+        if self._rescue_lane is None:
+            self._rescue_lane = _PostgresLane(self.database_url, self.batch_size)
+        return await self._rescue_lane.call(lambda sql: rescue_expired(sql, now))
+
+    async def _rescuer(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                rescued = await self.rescue_once()
+                if rescued:
+                    log.warning("rescuer: %d job(s) whose worker stopped are queued again", rescued)
+            except (StorageUnavailable, psycopg.Error, sqlite3.Error) as exc:
+                log.warning("rescuer: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=self.rescue_interval)
 
     async def stop(self) -> None:
         """Let every batch in flight finish, then close the workers' connections."""
@@ -171,9 +204,10 @@ class Workers:
         self._wake.set()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
-        for lane in self._lanes:
+        for lane in [*self._lanes, *([self._rescue_lane] if self._rescue_lane else [])]:
             await lane.close()
         self._lanes = []
+        self._rescue_lane = None
 
     async def run_until_idle(self) -> int:
         """Process batches until none is due; returns the jobs handled (for tests and tools)."""

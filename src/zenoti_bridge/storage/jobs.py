@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .sqlconn import SqlConn
@@ -101,3 +101,75 @@ def _utc(value: Any) -> datetime:
         value = datetime.fromisoformat(value)
     assert isinstance(value, datetime)
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+# -- leases: for consumers whose work happens outside the database transaction ---------------
+# The mirror claims, applies and finishes in one transaction and needs none of this. A consumer
+# that calls out (an HTTP destination, a Python handler) claims jobs with a lease, keeps it alive
+# with heartbeats while it works, and finishes only the jobs it still holds; the rescuer puts the
+# jobs of a worker that died (its lease expired) back in the queue.
+
+
+def claim_leased(
+    sql: SqlConn, consumer: str, worker: str, limit: int, now: datetime, lease: timedelta
+) -> list[ClaimedJob]:
+    """Mark up to ``limit`` due jobs ``running`` for ``worker`` until ``now + lease``."""
+    jobs = claim_in_transaction(sql, consumer, limit, now)
+    if jobs:
+        placeholders, params = sql.in_list("j", [j.job_id for j in jobs])
+        sql.run(
+            "UPDATE jobs SET status = 'running', locked_by = :worker, lease_until = :until, "
+            f"updated_at = :now WHERE id IN ({placeholders})",
+            {"worker": worker, "until": now + lease, "now": now, **params},
+        )
+    return jobs
+
+
+def heartbeat(
+    sql: SqlConn, worker: str, job_ids: Sequence[int], now: datetime, lease: timedelta
+) -> int:
+    """Extend the leases ``worker`` still holds; returns how many it still holds."""
+    if not job_ids:
+        return 0
+    placeholders, params = sql.in_list("j", list(job_ids))
+    return sql.run(
+        "UPDATE jobs SET lease_until = :until, updated_at = :now WHERE status = 'running' "
+        f"AND locked_by = :worker AND id IN ({placeholders})",
+        {"until": now + lease, "now": now, "worker": worker, **params},
+    )
+
+
+def finish_leased(
+    sql: SqlConn,
+    worker: str,
+    job_id: int,
+    status: str,
+    now: datetime,
+    error: str | None = None,
+    run_at: datetime | None = None,
+) -> bool:
+    """Record one leased job's outcome, only if ``worker`` still holds it (False: it lost it)."""
+    changed = sql.run(
+        "UPDATE jobs SET status = :status, attempts = attempts + 1, updated_at = :now, "
+        "last_error = :error, run_at = COALESCE(:run_at, run_at), locked_by = NULL, "
+        "lease_until = NULL WHERE id = :id AND status = 'running' AND locked_by = :worker",
+        {
+            "status": status,
+            "now": now,
+            "error": error,
+            "run_at": run_at,
+            "id": job_id,
+            "worker": worker,
+        },
+    )
+    return changed == 1
+
+
+def rescue_expired(sql: SqlConn, now: datetime) -> int:
+    """Return to the queue every running job whose lease expired; returns how many."""
+    return sql.run(
+        "UPDATE jobs SET status = 'queued', locked_by = NULL, lease_until = NULL, "
+        "last_error = 'lease expired: the worker stopped answering', updated_at = :now "
+        "WHERE status = 'running' AND lease_until < :now",
+        {"now": now},
+    )
