@@ -47,13 +47,13 @@ def _decode(event: MirrorEvent) -> tuple[Version, list[EntityChange]]:
     return version, changes_for(envelope.event_type, envelope.data)
 
 
-def apply_events(
-    sql: SqlConn, events: Sequence[MirrorEvent], now: datetime | None = None
-) -> dict[int, str]:
-    """Apply the events; returns ``{job_id: error}`` for events that can never apply."""
-    now = now or datetime.now(UTC)
+Decoded = list[tuple[str, Version, list[EntityChange]]]
+
+
+def decode_events(events: Sequence[MirrorEvent]) -> tuple[Decoded, dict[int, str]]:
+    """The changes each event carries, and ``{job_id: error}`` for events that can never apply."""
     failed: dict[int, str] = {}
-    decoded: list[tuple[str, Version, list[EntityChange]]] = []
+    decoded: Decoded = []
     for event in events:
         try:
             version, changes = _decode(event)
@@ -61,7 +61,30 @@ def apply_events(
             failed[event.job_id] = str(exc)
             continue
         decoded.append((event.source, version, changes))
+    return decoded, failed
 
+
+def lock_keys(decoded: Decoded) -> set[str]:
+    """Every entity the changes write, as ``resource:id``: a worker holds these while it applies.
+
+    Most events write the entity of their ordering key, but not all (``Guest.Merged`` also
+    tombstones the guest merged away), so the job's ordering key alone is not enough.
+    """
+    return {f"{c.resource}:{c.id}" for _, _, changes in decoded for c in changes}
+
+
+def apply_events(
+    sql: SqlConn, events: Sequence[MirrorEvent], now: datetime | None = None
+) -> dict[int, str]:
+    """Decode and apply the events; returns ``{job_id: error}`` for events that never apply."""
+    decoded, failed = decode_events(events)
+    apply_decoded(sql, decoded, now)
+    return failed
+
+
+def apply_decoded(sql: SqlConn, decoded: Decoded, now: datetime | None = None) -> None:
+    """Merge decoded changes into the mirror, in the caller's transaction."""
+    now = now or datetime.now(UTC)
     wanted: set[Key] = {(s, c.resource, c.id) for s, _, changes in decoded for c in changes}
     states = _load(sql, wanted)
     dirty: set[Key] = set()
@@ -85,7 +108,6 @@ def apply_events(
         if key[1] == "appointment" and (key[0], state.value("member")) in changed_groups
     }
     _write(sql, {k: states[k] for k in dirty}, states, now)
-    return failed
 
 
 def _load(sql: SqlConn, keys: Iterable[Key]) -> dict[Key, EntityState]:

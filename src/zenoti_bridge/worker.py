@@ -25,10 +25,10 @@ import psycopg
 
 from .clock import Clock, system_clock
 from .errors import StorageUnavailable
-from .mirror import MirrorEvent, apply_events
+from .mirror import MirrorEvent, apply_decoded, decode_events, lock_keys
 from .retry import Retry, RetryPolicy
 from .storage import SQLiteStore, Store
-from .storage.jobs import claim_in_transaction, finish, rescue_expired
+from .storage.jobs import claim_in_transaction, finish, lock_entities, rescue_expired
 from .storage.postgres import psycopg_conninfo
 from .storage.sqlconn import SqlConn
 
@@ -67,20 +67,39 @@ def run_mirror_batch(
     if not jobs:
         return 0, 0
     events = {j.job_id: MirrorEvent(j.job_id, j.source, j.body) for j in jobs}
+    keys = {j.ordering_key or f"job:{j.job_id}" for j in jobs}
     retry: dict[int, tuple[datetime, str]] = {}
-    sql.run("SAVEPOINT mirror_batch")
+    dead: dict[int, str] = {}
+    savepoint = False
     try:
-        dead = apply_events(sql, list(events.values()), now)
+        decoded, dead = decode_events(list(events.values()))
+        # locks before the savepoint: rolling back to it must not release them
+        lock_entities(sql, keys | lock_keys(decoded))
+        sql.run("SAVEPOINT mirror_batch")
+        savepoint = True
+        apply_decoded(sql, decoded, now)
         sql.run("RELEASE SAVEPOINT mirror_batch")
     except DATABASE_ERRORS:
         raise
     except Exception:
-        sql.run("ROLLBACK TO SAVEPOINT mirror_batch")
+        if savepoint:
+            sql.run("ROLLBACK TO SAVEPOINT mirror_batch")
+        lock_entities(sql, keys)
         dead = {}
         for job in jobs:
+            try:
+                one, one_dead = decode_events([events[job.job_id]])
+                lock_entities(sql, lock_keys(one))
+            except DATABASE_ERRORS:
+                raise
+            except Exception:
+                one, one_dead = None, {}
             sql.run("SAVEPOINT mirror_job")
             try:
-                dead.update(apply_events(sql, [events[job.job_id]], now))
+                if one is None:  # decoding itself failed: let apply raise it again, on record
+                    one, one_dead = decode_events([events[job.job_id]])
+                apply_decoded(sql, one, now)
+                dead.update(one_dead)
                 sql.run("RELEASE SAVEPOINT mirror_job")
             except DATABASE_ERRORS:
                 raise

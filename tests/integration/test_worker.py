@@ -131,3 +131,72 @@ async def test_concurrent_workers_on_postgres_end_with_the_sequential_mirror(
         await asyncio.gather(*(p.stop() for p in pools))
         await store.stop()
     assert sum(p.stats.jobs for p in pools) == 1500, "every job ran exactly once"
+
+
+async def test_a_merge_and_an_update_of_the_merged_guest_never_run_at_once(
+    postgres_url: str, make_settings: SettingsFactory
+) -> None:
+    """Guest.Merged (ordering key of the survivor) also writes the guest merged away; a worker
+    applying an update of that guest must wait for it instead of overwriting its tombstone."""
+    import threading
+
+    import psycopg
+
+    from zenoti_bridge.storage import migrate as migrations
+    from zenoti_bridge.storage.postgres import psycopg_conninfo
+    from zenoti_bridge.storage.sqlconn import SqlConn
+    from zenoti_bridge.worker import run_mirror_batch
+
+    migrations.upgrade(postgres_url)
+    survivor, merged_away = (f"00000000-0000-0000-0000-00000000000{n}" for n in (1, 2))
+    merged = orjson.loads(payload("Guest.Merged"))
+    merged.update(event_id="a" * 24, event_timestamp="2024-06-21T08:00:00.0000000Z")
+    merged["data"].update(id=survivor, merged_guest_id=merged_away)
+    updated = orjson.loads(payload("Guest.Updated"))
+    updated.update(event_id="b" * 24, event_timestamp="2024-06-20T08:00:00.0000000Z")  # older
+    updated["data"]["id"] = merged_away
+    store = open_store(make_settings(postgres_url).database)
+    await store.start()
+    for n, (document, guest) in enumerate(((merged, survivor), (updated, merged_away))):
+        await store.record_event(
+            incoming(
+                n,
+                event_id=document["event_id"],
+                body=orjson.dumps(document),
+                event_type=document["event_type"],
+                type_name=document["event_type"],
+                entity_id=guest,
+                ordering_key=f"guest:{guest}",
+            )
+        )
+    await store.stop()
+
+    now = datetime.now(UTC)
+    first = psycopg.connect(psycopg_conninfo(postgres_url))
+    second = psycopg.connect(psycopg_conninfo(postgres_url))
+    finished = threading.Event()
+
+    def apply_the_update() -> None:
+        with second.transaction():
+            run_mirror_batch(SqlConn(second, "postgresql"), 1, now)
+        finished.set()
+
+    try:
+        with first.transaction():
+            assert run_mirror_batch(SqlConn(first, "postgresql"), 1, now) == (1, 0)
+            other = threading.Thread(target=apply_the_update)
+            other.start()
+            assert not finished.wait(0.5), "the update waits while the merge is applied"
+        other.join(10)
+        assert finished.is_set()
+    finally:
+        first.close()
+        second.close()
+    with Reader(postgres_url) as reader:
+        row = reader.entity("guest", merged_away)
+        assert (row["deleted"], row["merged_into"], row["last_event_id"]) == (
+            True,
+            survivor,
+            "a" * 24,
+        )
+        assert reader.job_counts() == {("mirror", "succeeded"): 2}

@@ -26,9 +26,9 @@ def claim_in_transaction(
 ) -> list[ClaimedJob]:
     """Take up to ``limit`` due jobs for the rest of the caller's transaction.
 
-    PostgreSQL: rows are locked (``SKIP LOCKED`` leaves them to other workers) and then the
-    jobs' ordering keys are locked in sorted order, so two workers never work on one entity at
-    once. SQLite: the single writer already runs one transaction at a time.
+    PostgreSQL: the rows are locked, and ``SKIP LOCKED`` leaves them to other workers; lock the
+    entities the jobs will touch with :func:`lock_entities` before reading them. SQLite: the
+    single writer already runs one transaction at a time.
     """
     lock = " FOR UPDATE OF j SKIP LOCKED" if sql.dialect == "postgresql" else ""
     rows = sql.rows(
@@ -43,15 +43,22 @@ def claim_in_transaction(
         ClaimedJob(int(r[0]), int(r[1]), r[2], r[3], bytes(r[4]), int(r[5]), _utc(r[6]))
         for r in rows
     ]
-    if sql.dialect == "postgresql" and jobs:
-        keys = sorted({j.ordering_key or f"job:{j.job_id}" for j in jobs})
+    return jobs
+
+
+def lock_entities(sql: SqlConn, keys: set[str]) -> None:
+    """Hold ``keys`` (entities) until the transaction ends, so no two workers touch one entity.
+
+    PostgreSQL: transaction-scoped advisory locks, taken in sorted order so that two workers
+    wanting overlapping sets cannot deadlock. SQLite: nothing to do (one writer).
+    """
+    if sql.dialect == "postgresql" and keys:
         sql.rows(
             "SELECT pg_advisory_xact_lock(h) FROM "
-            "(SELECT hashtextextended(k, 0) AS h FROM unnest(CAST(:keys AS text[])) AS k "
+            "(SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest(CAST(:keys AS text[])) AS k "
             "ORDER BY h) AS ordered",
-            {"keys": keys},
+            {"keys": sorted(keys)},
         )
-    return jobs
 
 
 def finish(
