@@ -1,4 +1,5 @@
-"""``zenoti-bridge serve`` as a real child process, for tests that kill it.
+"""``zenoti-bridge serve`` (or ``intake``, ``worker``) as a real child process, for tests that
+kill it.
 
 Usage::
 
@@ -9,6 +10,9 @@ Usage::
         ...                              # POST to server.webhook_url("acme")
         server.kill()                    # SIGKILL: no shutdown code runs
         again = servers.start(config)    # the same configuration, "serve-2.log"
+        # the scale-out roles; extra options go to the command line ("intake-3.log", ...)
+        intake = servers.start(config, "intake", port=free_port(), options=["--no-migrate"])
+        worker = servers.start(config, "worker", options=["--no-migrate"])
     # leaving the block kills whatever still runs; on an error it prints every log first
 
 The child gets no ``ZB_*`` variables from the test's environment: the file is its whole
@@ -25,6 +29,7 @@ import subprocess
 import sys
 import time
 import tomllib
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO
@@ -62,8 +67,8 @@ def write_config(
     return path
 
 
-def serve_command(config: Path) -> list[str]:
-    """The command line that starts ``serve`` in this interpreter.
+def bridge_command(config: Path, role: str = "serve", options: Sequence[str] = ()) -> list[str]:
+    """The command line that starts ``role`` (serve, intake or worker) in this interpreter.
 
     ``python -m`` runs the server in the child itself (no wrapper process), so the child's pid
     is the server's pid and SIGKILL reaches the server.
@@ -72,21 +77,43 @@ def serve_command(config: Path) -> list[str]:
         sys.executable,
         "-m",
         "zenoti_bridge.cli",
-        "serve",
+        role,
         "--config",
         str(config),
         "--log-level",
         "warning",
+        *options,
     ]
 
 
-class ServeProcess:
-    """One ``serve`` child with its output in a log file."""
+def serve_command(config: Path) -> list[str]:
+    """The command line that starts ``serve`` in this interpreter."""
+    return bridge_command(config, "serve")
 
-    def __init__(self, config: Path, log_path: Path) -> None:
+
+class ServeProcess:
+    """One ``serve`` (or ``intake``, ``worker``) child with its output in a log file.
+
+    ``port`` overrides the configured port on the command line (two intakes, one file); a
+    ``worker`` listens nowhere, so its port and URLs mean nothing.
+    """
+
+    def __init__(
+        self,
+        config: Path,
+        log_path: Path,
+        role: str = "serve",
+        *,
+        port: int | None = None,
+        options: Sequence[str] = (),
+    ) -> None:
         self.config = config
         self.log_path = log_path
-        self.port = _configured_port(config)
+        self.role = role
+        self.port = _configured_port(config) if port is None else port
+        self.command = bridge_command(
+            config, role, [*options, *(["--port", str(port)] if port is not None else [])]
+        )
         self.base_url = f"http://127.0.0.1:{self.port}"
         self._log: IO[bytes] | None = None
         self._process: subprocess.Popen[bytes] | None = None
@@ -111,7 +138,7 @@ class ServeProcess:
         self._log = self.log_path.open("ab")
         env = {key: value for key, value in os.environ.items() if not key.startswith("ZB_")}
         self._process = subprocess.Popen(
-            serve_command(self.config),
+            self.command,
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -127,7 +154,8 @@ class ServeProcess:
                     code = self.process.poll()
                     if code is not None:
                         raise AssertionError(
-                            f"serve exited with {code} before {path} answered:\n{self.log_text()}"
+                            f"{self.role} exited with {code} before {path} answered:\n"
+                            f"{self.log_text()}"
                         )
                     try:
                         if client.get(path).status_code == 200:
@@ -164,6 +192,17 @@ class ServeProcess:
             return ""
 
 
+def running(*processes: ServeProcess) -> Callable[[], None]:
+    """A check that fails, with the log, as soon as one of ``processes`` has exited."""
+
+    def check() -> None:
+        for process in processes:
+            code = process.process.poll()
+            assert code is None, f"{process.role} exited with {code}:\n{process.log_text()}"
+
+    return check
+
+
 class ServeProcesses:
     """Every server a test starts, numbered in order; all stopped when the block ends."""
 
@@ -171,8 +210,16 @@ class ServeProcesses:
         self.log_dir = log_dir
         self.started: list[ServeProcess] = []
 
-    def start(self, config: Path) -> ServeProcess:
-        server = ServeProcess(config, self.log_dir / f"serve-{len(self.started) + 1}.log")
+    def start(
+        self,
+        config: Path,
+        role: str = "serve",
+        *,
+        port: int | None = None,
+        options: Sequence[str] = (),
+    ) -> ServeProcess:
+        log_path = self.log_dir / f"{role}-{len(self.started) + 1}.log"
+        server = ServeProcess(config, log_path, role, port=port, options=options)
         self.started.append(server)
         server.start()
         return server
