@@ -150,8 +150,14 @@ def intake(
 @friendly
 def worker(
     config: ConfigOption = None,
-    concurrency: Annotated[int, typer.Option(min=1, max=64, help="Parallel batches")] = 2,
-    batch_size: Annotated[int, typer.Option(min=1, max=5000, help="Jobs per batch")] = 200,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(min=1, max=64, help="Parallel batches [default: workers.concurrency]"),
+    ] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(min=1, max=5000, help="Jobs per batch [default: workers.batch_size]"),
+    ] = None,
     no_migrate: NoMigrate = False,
     log_level: LogLevel = "info",
 ) -> None:
@@ -161,7 +167,7 @@ def worker(
     import signal
 
     from .storage import open_store
-    from .worker import Workers
+    from .worker import workers_for
 
     settings = _settings(config)
     _migrate_or_check(settings, not no_migrate)
@@ -172,12 +178,8 @@ def worker(
     async def run() -> None:
         store = open_store(settings.database)
         await store.start()
-        pool = Workers(
-            store,
-            database_url=settings.database.url,
-            concurrency=concurrency,
-            batch_size=batch_size,
-        )
+        overrides = {"concurrency": concurrency, "batch_size": batch_size}
+        pool = workers_for(store, settings, **{k: v for k, v in overrides.items() if v})
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

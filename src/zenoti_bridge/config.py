@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .errors import ConfigError
+from .retry import RetryPolicy
 from .signature import DEFAULT_HEADER
 
 DEFAULT_CONFIG_PATH = Path("zenoti-bridge.toml")
@@ -66,6 +67,38 @@ class AdminConfig(_Section):
     tokens: list[str] = []
 
 
+class RetryConfig(_Section):
+    delays: list[float] = [1.0, 5.0, 30.0, 120.0, 600.0]
+    max_attempts: int = Field(default=8, ge=1, le=1000)
+    window_seconds: float = Field(default=3 * 86_400.0, gt=0)
+    jitter: float = Field(default=0.2, ge=0, lt=1)
+
+    @field_validator("delays")
+    @classmethod
+    def _delays_usable(cls, delays: list[float]) -> list[float]:
+        if not delays or any(d < 0 for d in delays):
+            raise ValueError("must list at least one delay in seconds, none negative")
+        return delays
+
+    def policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            delays=tuple(self.delays),
+            max_attempts=self.max_attempts,
+            window=self.window_seconds,
+            jitter=self.jitter,
+        )
+
+
+class ConsumerConfig(_Section):
+    retry: RetryConfig = RetryConfig()
+
+
+class WorkersConfig(_Section):
+    concurrency: int = Field(default=2, ge=1, le=64)
+    batch_size: int = Field(default=200, ge=1, le=5000)
+    rescue_interval: float = Field(default=10.0, gt=0)
+
+
 class SourceConfig(_Section):
     webhook_secrets: list[str] = []
     signature: SignatureMode = "enforce"
@@ -98,7 +131,13 @@ class Settings(BaseSettings):
     database: DatabaseConfig = DatabaseConfig()
     server: ServerConfig = ServerConfig()
     admin: AdminConfig = AdminConfig()
+    workers: WorkersConfig = WorkersConfig()
+    consumers: dict[str, ConsumerConfig] = {"mirror": ConsumerConfig()}
     sources: dict[str, SourceConfig] = {}
+
+    def retry_policy(self, consumer: str) -> RetryPolicy:
+        """The retry policy of one consumer (its section, or the defaults)."""
+        return self.consumers.get(consumer, ConsumerConfig()).retry.policy()
 
     @model_validator(mode="after")
     def _sources_are_usable(self) -> Settings:

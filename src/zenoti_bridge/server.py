@@ -11,7 +11,7 @@ import uvicorn
 from .app import BridgeApp
 from .config import Settings
 from .storage import open_store
-from .worker import Workers
+from .worker import workers_for
 
 
 def _available(module: str) -> bool:
@@ -43,6 +43,6 @@ def run(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     store = open_store(settings.database)
-    pool = Workers(store, database_url=settings.database.url) if workers else None
+    pool = workers_for(store, settings) if workers else None
     app = BridgeApp(settings, store, workers=pool)
     uvicorn.Server(uvicorn_config(app, host=host, port=port, log_level=log_level)).run()

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import psycopg
 
 from .clock import Clock, system_clock
+from .config import Settings
 from .errors import StorageUnavailable
 from .mirror import MirrorEvent, apply_decoded, decode_events, lock_keys
 from .retry import Retry, RetryPolicy
@@ -123,14 +124,15 @@ def run_mirror_batch(
 class _PostgresLane:
     """One worker's own connection, used from one thread of its own."""
 
-    def __init__(self, url: str, batch_size: int) -> None:
+    def __init__(self, url: str, batch_size: int, policy: RetryPolicy = MIRROR_POLICY) -> None:
         self.url = url
         self.batch_size = batch_size
+        self.policy = policy
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zb-worker")
         self.conn: psycopg.Connection[Any] | None = None
 
     async def run(self, now: datetime) -> tuple[int, int]:
-        return await self.call(lambda sql: run_mirror_batch(sql, self.batch_size, now))
+        return await self.call(lambda sql: run_mirror_batch(sql, self.batch_size, now, self.policy))
 
     async def call(self, work: Callable[[SqlConn], T]) -> T:
         """Run ``work`` in one transaction on this lane's connection, in its thread."""
@@ -155,6 +157,19 @@ class _PostgresLane:
         self.executor.shutdown(wait=True)
 
 
+def workers_for(store: Store, settings: Settings, **overrides: Any) -> Workers:
+    """Workers configured by ``[workers]`` and ``[consumers.mirror]``."""
+    options: dict[str, Any] = {
+        "database_url": settings.database.url,
+        "concurrency": settings.workers.concurrency,
+        "batch_size": settings.workers.batch_size,
+        "rescue_interval": settings.workers.rescue_interval,
+        "policy": settings.retry_policy(MIRROR),
+    }
+    options.update(overrides)
+    return Workers(store, **options)
+
+
 class Workers:
     """In-process workers for one store; ``wake()`` after an accept cuts the idle wait short."""
 
@@ -167,6 +182,7 @@ class Workers:
         batch_size: int = 200,
         idle_wait: float = 0.25,
         rescue_interval: float = 10.0,
+        policy: RetryPolicy = MIRROR_POLICY,
         clock: Clock = system_clock,
     ) -> None:
         self.store = store
@@ -182,6 +198,7 @@ class Workers:
         self._lanes: list[_PostgresLane] = []
         self._rescue_lane: _PostgresLane | None = None
         self.rescue_interval = rescue_interval
+        self.policy = policy
 
     def wake(self) -> None:
         self._wake.set()
@@ -203,7 +220,7 @@ class Workers:
             )
             return int(result)
         if self._rescue_lane is None:
-            self._rescue_lane = _PostgresLane(self.database_url, self.batch_size)
+            self._rescue_lane = _PostgresLane(self.database_url, 1)
         return await self._rescue_lane.call(lambda sql: rescue_expired(sql, now))
 
     async def _rescuer(self) -> None:
@@ -240,12 +257,14 @@ class Workers:
         now = self.clock()
         if isinstance(self.store, SQLiteStore):
             result = await self.store.in_writer(
-                lambda conn: run_mirror_batch(SqlConn(conn, "sqlite"), self.batch_size, now)
+                lambda conn: run_mirror_batch(
+                    SqlConn(conn, "sqlite"), self.batch_size, now, self.policy
+                )
             )
             done, dead = int(result[0]), int(result[1])
         else:
             while len(self._lanes) <= lane:
-                self._lanes.append(_PostgresLane(self.database_url, self.batch_size))
+                self._lanes.append(_PostgresLane(self.database_url, self.batch_size, self.policy))
             done, dead = await self._lanes[lane].run(now)
         if done or dead:
             self.stats.batches += 1

@@ -88,3 +88,22 @@ def test_starter_config_is_valid_private_and_has_a_demo_source(tmp_path: Path) -
     assert len(secret) >= 32
     assert settings.admin.tokens and settings.admin.tokens[0] != secret
     assert path.stat().st_mode & 0o077 == 0
+
+
+def test_workers_and_the_mirror_retry_policy_come_from_the_file(tmp_path: Path) -> None:
+    settings = load_settings(
+        write(
+            tmp_path,
+            "[workers]\nconcurrency = 4\n[consumers.mirror.retry]\n"
+            "delays = [2, 4]\nmax_attempts = 3\nwindow_seconds = 60\njitter = 0\n",
+        )
+    )
+    assert settings.workers.concurrency == 4
+    policy = settings.retry_policy("mirror")
+    assert (policy.delays, policy.max_attempts, policy.window, policy.jitter) == ((2, 4), 3, 60, 0)
+    assert settings.retry_policy("unknown").max_attempts == 8, "defaults for other consumers"
+
+
+def test_a_bad_retry_policy_names_its_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"consumers\.mirror\.retry\.delays"):
+        load_settings(write(tmp_path, "[consumers.mirror.retry]\ndelays = []\n"))
