@@ -207,10 +207,15 @@ def _write(
             f"ON CONFLICT (source, id) DO UPDATE SET {updates}",
             batch,
         )
+    by_source: dict[str, list[str]] = {}
     for source, invoice_id in invoices:
+        by_source.setdefault(source, []).append(invoice_id)
+    for source, ids in by_source.items():
+        placeholders, params = sql.in_list("i", ids)
         sql.run(
-            "DELETE FROM mirror_invoice_items WHERE source = :source AND invoice_id = :invoice",
-            {"source": source, "invoice": invoice_id},
+            "DELETE FROM mirror_invoice_items WHERE source = :source "
+            f"AND invoice_id IN ({placeholders})",
+            {"source": source, **params},
         )
     sql.run_many(
         "INSERT INTO mirror_invoice_items (source, invoice_id, invoice_item_id, item_id, name, "
