@@ -97,6 +97,7 @@ class WorkersConfig(_Section):
     concurrency: int = Field(default=2, ge=1, le=64)
     batch_size: int = Field(default=200, ge=1, le=5000)
     rescue_interval: float = Field(default=10.0, gt=0)
+    idle_wait: float = Field(default=0.1, gt=0, le=60)
 
 
 class SourceConfig(_Section):

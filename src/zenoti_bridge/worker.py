@@ -164,6 +164,7 @@ def workers_for(store: Store, settings: Settings, **overrides: Any) -> Workers:
         "concurrency": settings.workers.concurrency,
         "batch_size": settings.workers.batch_size,
         "rescue_interval": settings.workers.rescue_interval,
+        "idle_wait": settings.workers.idle_wait,
         "policy": settings.retry_policy(MIRROR),
     }
     options.update(overrides)
@@ -180,7 +181,7 @@ class Workers:
         database_url: str,
         concurrency: int = 2,
         batch_size: int = 200,
-        idle_wait: float = 0.25,
+        idle_wait: float = 0.1,
         rescue_interval: float = 10.0,
         policy: RetryPolicy = MIRROR_POLICY,
         clock: Clock = system_clock,
@@ -275,6 +276,7 @@ class Workers:
     async def _loop(self, lane: int) -> None:
         backoff = self.idle_wait
         while not self._stopping.is_set():
+            self._wake.clear()  # before the batch: a wake-up arriving during it is kept
             try:
                 handled = await self.run_once(lane)
                 backoff = self.idle_wait
@@ -283,6 +285,5 @@ class Workers:
                 log.warning("worker %d: batch failed, will retry: %s", lane, exc)
                 handled, backoff = 0, min(backoff * 2, 5.0)
             if handled == 0:
-                self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=backoff)
