@@ -15,12 +15,14 @@ import time
 from collections import Counter
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
 from load_result import Latency, LoadResult
 from signed_events import EventFile, read_requests
+
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -53,7 +55,7 @@ class _Sender:
         return item
 
 
-async def _read_answer(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+async def read_answer(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.split(b"\r\n")
     status = int(lines[0].split(b" ", 2)[1])
@@ -87,7 +89,7 @@ async def _connection(host: str, port: int, sender: _Sender) -> None:
             event_id, request = item
             started = time.perf_counter()
             writer.write(request)
-            status, body = await _read_answer(reader)
+            status, body = await read_answer(reader)
             _record(tally, event_id, status, body, time.perf_counter() - started)
     except (OSError, asyncio.IncompleteReadError, ValueError):
         tally.socket_errors += 1
@@ -95,21 +97,23 @@ async def _connection(host: str, port: int, sender: _Sender) -> None:
         writer.close()
 
 
-def _percentile(ordered: list[float], fraction: float) -> float:
+def percentile(ordered: list[float], fraction: float) -> float:
+    """The ``fraction`` quantile of sorted latencies in seconds, in milliseconds."""
     if not ordered:
         return 0.0
     rank = max(0, min(len(ordered) - 1, round(fraction * len(ordered) + 0.5) - 1))
     return ordered[rank] * 1000
 
 
-def _latency(latencies: list[float]) -> Latency:
+def latency_summary(latencies: list[float]) -> Latency:
+    """Percentiles, maximum and mean of latencies in seconds, in milliseconds."""
     ordered = sorted(latencies)
     mean = sum(ordered) / len(ordered) * 1000 if ordered else 0.0
     return Latency(
-        p50=_percentile(ordered, 0.50),
-        p90=_percentile(ordered, 0.90),
-        p99=_percentile(ordered, 0.99),
-        p999=_percentile(ordered, 0.999),
+        p50=percentile(ordered, 0.50),
+        p90=percentile(ordered, 0.90),
+        p99=percentile(ordered, 0.99),
+        p999=percentile(ordered, 0.999),
         max=ordered[-1] * 1000 if ordered else 0.0,
         mean=mean,
     )
@@ -143,7 +147,7 @@ async def _run(
         statuses=dict(tally.statuses),
         non_2xx=answers - ok,
         socket_errors=tally.socket_errors,
-        latency=_latency(tally.latencies),
+        latency=latency_summary(tally.latencies),
         handed_out=tally.handed_out,
         sentinels=1 if tally.exhausted else 0,
         acknowledged=tally.acknowledged,
@@ -151,7 +155,8 @@ async def _run(
     )
 
 
-def _runner(coroutine: Coroutine[Any, Any, LoadResult]) -> LoadResult:
+def run_loop(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run ``coroutine`` on a fresh event loop, uvloop's when installed."""
     factory: Callable[[], asyncio.AbstractEventLoop] | None = None
     if importlib.util.find_spec("uvloop") is not None:
         import uvloop
@@ -175,4 +180,4 @@ def run_asyncio(
 
     ``on_start(None)`` is called once the requests are built, just before the clock starts.
     """
-    return _runner(_run(host, port, path, events, connections, seconds, on_start))
+    return run_loop(_run(host, port, path, events, connections, seconds, on_start))

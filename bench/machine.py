@@ -13,6 +13,7 @@ import resource
 import sqlite3
 import sys
 import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,3 +134,51 @@ class CpuWindow:
                 spent = (machine.processes - self._machine.processes) / wall
                 other = max(0.0, spent - server - generator)
         return CpuShare(server=server, load_generator=generator, kernel=kernel, other=other)
+
+
+@dataclass(frozen=True, slots=True)
+class CpuSplit:
+    """Cores used on average during a measurement by named groups of processes, by the kernel
+    outside processes, and by every other process on the machine (someone else's work)."""
+
+    groups: dict[str, float]
+    kernel: float | None
+    other: float | None
+
+
+class GroupCpuWindow:
+    """Like :class:`CpuWindow`, for several processes: open when the measurement starts.
+
+    Each group is a function returning its process ids; it is called again at ``close()``, so
+    processes that started meanwhile count (from zero). A process that exits before ``close()``
+    is not counted in its group and shows up as ``other``.
+    """
+
+    def __init__(self, groups: Mapping[str, Callable[[], Iterable[int]]]) -> None:
+        self._groups = dict(groups)
+        self._before = {name: _cpu_of(pids()) for name, pids in self._groups.items()}
+        self._machine = _ticks()
+        self._started = time.monotonic()
+
+    def close(self) -> CpuSplit:
+        wall = max(time.monotonic() - self._started, 1e-9)
+        cores: dict[str, float] = {}
+        for name, pids in self._groups.items():
+            before = self._before[name]
+            now = _cpu_of(pids())
+            cores[name] = sum(cpu - before.get(pid, 0.0) for pid, cpu in now.items()) / wall
+        machine, kernel, other = _ticks(), None, None
+        if machine is not None and self._machine is not None:
+            kernel = (machine.kernel - self._machine.kernel) / wall
+            spent = (machine.processes - self._machine.processes) / wall
+            other = max(0.0, spent - sum(cores.values()))
+        return CpuSplit(groups=cores, kernel=kernel, other=other)
+
+
+def _cpu_of(pids: Iterable[int]) -> dict[int, float]:
+    found = {}
+    for pid in pids:
+        cpu = process_cpu(pid)
+        if cpu is not None:
+            found[pid] = cpu
+    return found

@@ -1,4 +1,5 @@
-"""The servers under test, each a subprocess: ``zenoti-bridge serve`` and the no-op ASGI app.
+"""The servers under test, each a subprocess: ``zenoti-bridge serve`` (or ``intake``), the no-op
+ASGI app, and ``zenoti-bridge worker`` processes.
 
 The bridge runs from a temporary TOML file holding only the database URL, the port and one
 source, so every other setting (SQLite ``synchronous=FULL``, WAL, the group-commit writer, the
@@ -24,6 +25,8 @@ import httpx
 
 HOST = "127.0.0.1"
 NOOP_APP = Path(__file__).with_name("noop_app.py")
+NOOP_WORKER = Path(__file__).with_name("noop_worker.py")
+WORKER_BANNER = "(worker)"  # `zenoti-bridge worker` prints it once its workers are running
 # uvicorn re-raises the SIGINT it handled once it has shut down: 130 (128 + SIGINT) is clean
 CLEAN_EXITS = frozenset({0, 128 + signal.SIGINT, -signal.SIGINT})
 
@@ -154,3 +157,86 @@ def running(server: Server) -> Iterator[Server]:
         code = server.stop()
         if code not in CLEAN_EXITS:
             print(f"  warning: {server.name} exited with {code}:\n{server.tail()}", flush=True)
+
+
+@dataclass(slots=True)
+class WorkerProcess:
+    """One ``zenoti-bridge worker`` process (or the no-op baseline worker) and its log."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def running(self) -> bool:
+        """True once the worker printed its banner: its workers are claiming jobs."""
+        try:
+            return WORKER_BANNER in self.log.read_text(errors="replace")
+        except OSError:
+            return False
+
+    def check_alive(self) -> None:
+        if self.process.poll() is not None:
+            code = self.process.returncode
+            raise ServerFailed(f"{self.name} exited with {code}:\n{self.tail()}")
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGINT (batches in flight finish), then SIGKILL if it hangs."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)  # in case it was frozen (SIGSTOP)
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+def start_worker(
+    workdir: Path, config: Path, name: str, *, concurrency: int = 2, noop: bool = False
+) -> WorkerProcess:
+    """``zenoti-bridge worker --config CONFIG`` at log level warning; with ``noop``, the same
+    command run by ``noop_worker.py``, whose mirror applies nothing (the baseline)."""
+    arguments = [
+        "worker",
+        "--config",
+        str(config),
+        "--concurrency",
+        str(concurrency),
+        "--log-level",
+        "warning",
+    ]
+    prefix = [sys.executable, str(NOOP_WORKER)] if noop else [bridge_command()]
+    log = workdir / f"{name}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            prefix + arguments, stdout=out, stderr=subprocess.STDOUT, env=_clean_env(), cwd=workdir
+        )
+    return WorkerProcess(name=name, process=process, log=log)
+
+
+@contextmanager
+def workers_running(
+    workers: list[WorkerProcess], timeout: float = 60.0
+) -> Iterator[list[WorkerProcess]]:
+    """Wait until every worker is running; stop them all however the block ends."""
+    try:
+        deadline = time.monotonic() + timeout
+        while not all(w.running() for w in workers):
+            for worker in workers:
+                worker.check_alive()
+            if time.monotonic() > deadline:
+                raise ServerFailed(f"workers not running after {timeout:.0f} s")
+            time.sleep(0.005)
+        yield workers
+    finally:
+        for worker in workers:
+            code = worker.stop()
+            if code not in CLEAN_EXITS:
+                print(f"  warning: {worker.name} exited with {code}:\n{worker.tail()}", flush=True)
