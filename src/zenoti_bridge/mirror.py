@@ -121,7 +121,7 @@ def _load(sql: SqlConn, keys: Iterable[Key]) -> dict[Key, EntityState]:
             placeholders, params = sql.in_list("id", chunk)
             rows = sql.rows(
                 f"SELECT id, sections FROM mirror_{resource} "
-                f"WHERE source = :source AND id IN ({placeholders})",
+                f"WHERE source = :source AND id{placeholders}",
                 {"source": source, **params},
             )
             for entity_id, sections in rows:
@@ -138,7 +138,7 @@ def _group_members(sql: SqlConn, groups: set[tuple[str, str]]) -> set[Key]:
         placeholders, params = sql.in_list("g", ids)
         rows = sql.rows(
             "SELECT id FROM mirror_appointment WHERE source = :source "
-            f"AND appointment_group_id IN ({placeholders})",
+            f"AND appointment_group_id{placeholders}",
             {"source": source, **params},
         )
         members |= {(source, "appointment", r[0]) for r in rows}
@@ -213,8 +213,7 @@ def _write(
     for source, ids in by_source.items():
         placeholders, params = sql.in_list("i", ids)
         sql.run(
-            "DELETE FROM mirror_invoice_items WHERE source = :source "
-            f"AND invoice_id IN ({placeholders})",
+            f"DELETE FROM mirror_invoice_items WHERE source = :source AND invoice_id{placeholders}",
             {"source": source, **params},
         )
     sql.run_many(

@@ -83,7 +83,7 @@ def finish(
         placeholders, params = sql.in_list("j", done)
         sql.run(
             "UPDATE jobs SET status = 'succeeded', attempts = attempts + 1, updated_at = :now, "
-            f"locked_by = NULL, lease_until = NULL WHERE id IN ({placeholders})",
+            f"locked_by = NULL, lease_until = NULL WHERE id{placeholders}",
             {"now": now, **params},
         )
     sql.run_many(
@@ -96,7 +96,7 @@ def finish(
         placeholders, params = sql.in_list("j", touched)
         sql.run(
             "UPDATE events SET status = 'processed' WHERE id IN "
-            f"(SELECT event_pk FROM jobs WHERE id IN ({placeholders})) "
+            f"(SELECT event_pk FROM jobs WHERE id{placeholders}) "
             "AND NOT EXISTS (SELECT 1 FROM jobs AS other WHERE other.event_pk = events.id "
             "AND other.status <> 'succeeded')",
             params,
@@ -126,7 +126,7 @@ def claim_leased(
         placeholders, params = sql.in_list("j", [j.job_id for j in jobs])
         sql.run(
             "UPDATE jobs SET status = 'running', locked_by = :worker, lease_until = :until, "
-            f"updated_at = :now WHERE id IN ({placeholders})",
+            f"updated_at = :now WHERE id{placeholders}",
             {"worker": worker, "until": now + lease, "now": now, **params},
         )
     return jobs
@@ -141,7 +141,7 @@ def heartbeat(
     placeholders, params = sql.in_list("j", list(job_ids))
     return sql.run(
         "UPDATE jobs SET lease_until = :until, updated_at = :now WHERE status = 'running' "
-        f"AND locked_by = :worker AND id IN ({placeholders})",
+        f"AND locked_by = :worker AND id{placeholders}",
         {"until": now + lease, "now": now, "worker": worker, **params},
     )
 

@@ -64,9 +64,17 @@ class SqlConn:
                 cursor.executemany(self._sql(text), batch)
 
     def in_list(self, name: str, values: Sequence[Any]) -> tuple[str, dict[str, Any]]:
-        """A placeholder list for ``IN (...)`` that works on both drivers."""
+        """A membership test to put after a column: `` IN (...)`` or `` = ANY(...)``.
+
+        On PostgreSQL the values travel as one array parameter, so the statement's text (and
+        its plan) is the same whatever the number of values.
+        """
+        if self.dialect == "postgresql":
+            return f" = ANY(:{name})", {name: list(values)}
         names = [f"{name}_{i}" for i in range(len(values))]
-        return ", ".join(f":{n}" for n in names), dict(zip(names, values, strict=True))
+        return " IN (" + ", ".join(f":{n}" for n in names) + ")", dict(
+            zip(names, values, strict=True)
+        )
 
 
 def _sqlite_value(value: Any) -> Any:
