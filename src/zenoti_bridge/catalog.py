@@ -254,19 +254,6 @@ def _build() -> dict[str, EventType]:
 CATALOG: Mapping[str, EventType] = _build()
 EVENT_TYPES: tuple[EventType, ...] = tuple(CATALOG.values())
 FAMILIES: tuple[str, ...] = tuple(dict.fromkeys(t.family for t in EVENT_TYPES if t.family))
-RESOURCES: tuple[str, ...] = (
-    "guest",
-    "employee",
-    "invoice",
-    "appointment_group",
-    "appointment",
-    "class_session",
-    "class_booking",
-    "membership",
-    "package",
-    "feedback",
-    "guestpass_redemption",
-)
 
 
 def _none(_data: Any) -> str | None:
