@@ -36,13 +36,37 @@ class ServerFailed(RuntimeError):
 
 
 @dataclass(slots=True)
-class Server:
-    """One running server process and where its output goes."""
+class _Process:
+    """A process the benchmark started, and the file its output goes to."""
 
     name: str
     process: subprocess.Popen[bytes]
-    port: int
     log: Path
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGINT (queued writes and batches in flight finish), then SIGKILL if it hangs."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)  # in case it was frozen (SIGSTOP)
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+@dataclass(slots=True)
+class Server(_Process):
+    """One running server process and where its output goes."""
+
+    port: int
     ready_path: str
 
     @property
@@ -62,23 +86,6 @@ class Server:
                 pass
             time.sleep(0.1)
         raise ServerFailed(f"{self.name} not ready after {timeout:.0f} s:\n{self.tail()}")
-
-    def stop(self, timeout: float = 30.0) -> int:
-        """SIGINT (graceful: queued writes are committed), then SIGKILL if it hangs."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
-
-    def tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
 
 
 def free_port() -> int:
@@ -160,12 +167,8 @@ def running(server: Server) -> Iterator[Server]:
 
 
 @dataclass(slots=True)
-class WorkerProcess:
+class WorkerProcess(_Process):
     """One ``zenoti-bridge worker`` process (or the no-op baseline worker) and its log."""
-
-    name: str
-    process: subprocess.Popen[bytes]
-    log: Path
 
     def running(self) -> bool:
         """True once the worker printed its banner: its workers are claiming jobs."""
@@ -178,24 +181,6 @@ class WorkerProcess:
         if self.process.poll() is not None:
             code = self.process.returncode
             raise ServerFailed(f"{self.name} exited with {code}:\n{self.tail()}")
-
-    def stop(self, timeout: float = 30.0) -> int:
-        """SIGINT (batches in flight finish), then SIGKILL if it hangs."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGCONT)  # in case it was frozen (SIGSTOP)
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
-
-    def tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
 
 
 def start_worker(
