@@ -34,7 +34,8 @@ def base_url(
     return f"http://{host}:{settings.server.port if port is None else port}"
 
 
-def _event_name(type_name: str, family: str) -> str:
+def event_name(type_name: str, family: str) -> str:
+    """The "Event Name" Zenoti's webhook form lists for a catalog type of one family."""
     # Zenoti's form lists the last segment(s) of the type as the "Event Name"
     parts = type_name.split(".")
     if family in ("Class", "Appointment") and len(parts) > 2:
@@ -64,7 +65,7 @@ def render(settings: Settings, source: str, override_base: str | None = None) ->
         for kind in types_in_family(family):
             note = "" if kind.confidence in ("doc", "obs") else f"  [{kind.confidence}]"
             lines.append(
-                f"     - Event Name {_event_name(kind.name, family)!r:<26} ({kind.name}){note}"
+                f"     - Event Name {event_name(kind.name, family)!r:<26} ({kind.name}){note}"
             )
         lines.append(f"     URL: {url}")
         lines.append("")
