@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-import functools
 import sys
-from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, ParamSpec, TypeVar
+from typing import Annotated
 
 import orjson
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from . import __version__
+from .cliutil import ConfigOption, console, err, friendly
 from .config import Settings, config_path, load_settings
-from .errors import ConfigError, ZenotiBridgeError
-
-P = ParamSpec("P")
-R = TypeVar("R")
+from .errors import ConfigError
+from .sandbox.cli import sandbox_app
 
 app = typer.Typer(
     help="zenoti-bridge: take every Zenoti webhook durably, exactly once.",
@@ -34,30 +30,7 @@ dead_app = typer.Typer(help="Jobs that failed for good.", no_args_is_help=True)
 app.add_typer(sources_app, name="sources")
 app.add_typer(events_app, name="events")
 app.add_typer(dead_app, name="dead-letters")
-
-console = Console()
-err = Console(stderr=True)
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config", "-c", help="Configuration file [default: $ZB_CONFIG or ./zenoti-bridge.toml]"
-    ),
-]
-
-
-def friendly(command: Callable[P, R]) -> Callable[P, R]:
-    """Bad input ends the command with one line on stderr and exit code 2."""
-
-    @functools.wraps(command)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return command(*args, **kwargs)
-        except ZenotiBridgeError as exc:
-            err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-
-    return wrapper
+app.add_typer(sandbox_app, name="sandbox")
 
 
 def _settings(config: Path | None, *, require_file: bool = False) -> Settings:

@@ -122,6 +122,51 @@ class SourceConfig(_Section):
         return header.strip().lower()
 
 
+class SandboxMailConfig(_Section):
+    """Where the sandbox sends its deactivation emails: an outbox folder, or an SMTP server."""
+
+    transport: Literal["outbox", "smtp"] = "outbox"
+    outbox: str = "var/sandbox/outbox"
+    admin_email: str = "admin@example.com"
+    sender: str = "webhooks@zenoti-sandbox.example.com"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_starttls: bool = False
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+
+
+class SandboxDeliveryConfig(_Section):
+    """Zenoti's delivery policy (zenoti/README.md §3); change it only to explore."""
+
+    timeout: float = Field(default=10.0, gt=0, le=300)
+    retries: int = Field(default=5, ge=0, le=50)
+    backoff_initial: float = Field(default=30.0, gt=0)
+    backoff_factor: float = Field(default=2.0, ge=1)
+    backoff_max: float = Field(default=600.0, gt=0)
+    jitter: float = Field(default=0.0, ge=0, le=1)
+    deactivate_after: int = Field(default=20, ge=1, le=10_000)
+    count: Literal["attempts", "events"] = "attempts"
+
+    @model_validator(mode="after")
+    def _ordered_bounds(self) -> SandboxDeliveryConfig:
+        if self.backoff_max < self.backoff_initial:
+            raise ValueError("backoff_max is below backoff_initial; make it at least that")
+        return self
+
+
+class SandboxConfig(_Section):
+    """The local Zenoti (``zenoti-bridge sandbox``)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8090, ge=0, le=65535)
+    public_url: str | None = None
+    state: str = "var/sandbox.db"
+    seed: int = 7
+    mail: SandboxMailConfig = SandboxMailConfig()
+    delivery: SandboxDeliveryConfig = SandboxDeliveryConfig()
+
+
 class Settings(BaseSettings):
     """Everything zenoti-bridge reads at start."""
 
@@ -135,6 +180,7 @@ class Settings(BaseSettings):
     workers: WorkersConfig = WorkersConfig()
     consumers: dict[str, ConsumerConfig] = {"mirror": ConsumerConfig()}
     sources: dict[str, SourceConfig] = {}
+    sandbox: SandboxConfig = SandboxConfig()
 
     def retry_policy(self, consumer: str) -> RetryPolicy:
         """The retry policy of one consumer (its section, or the defaults)."""

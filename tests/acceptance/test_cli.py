@@ -39,6 +39,18 @@ COMMANDS = [
     ["dead-letters", "list"],
     ["dead-letters", "show"],
     ["dead-letters", "replay"],
+    ["sandbox"],
+    ["sandbox", "run"],
+    ["sandbox", "trigger"],
+    ["sandbox", "emails"],
+    ["sandbox", "webhooks"],
+    ["sandbox", "webhooks", "list"],
+    ["sandbox", "webhooks", "create"],
+    ["sandbox", "webhooks", "edit"],
+    ["sandbox", "webhooks", "delete"],
+    ["sandbox", "webhooks", "reactivate"],
+    ["sandbox", "webhooks", "test"],
+    ["sandbox", "webhooks", "failures"],
 ]
 
 

@@ -1,0 +1,40 @@
+"""What every command-line module shares: consoles, the --config option, friendly errors."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+
+from .errors import ZenotiBridgeError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+console = Console()
+err = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", "-c", help="Configuration file [default: $ZB_CONFIG or ./zenoti-bridge.toml]"
+    ),
+]
+
+
+def friendly(command: Callable[P, R]) -> Callable[P, R]:
+    """Bad input ends the command with one line on stderr and exit code 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except ZenotiBridgeError as exc:
+            err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
