@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlencode
 
+import orjson
 from fastapi import FastAPI, HTTPException, Response
 from fastapi.responses import JSONResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -230,6 +231,13 @@ def build_api(sandbox: Sandbox) -> FastAPI:
     @api.get("/world", tags=["world"])
     async def world() -> dict[str, Any]:
         return world_json(sandbox)
+
+    @api.get("/expected", tags=["world"])
+    async def expected() -> Response:
+        """What a mirror of every event sent so far should hold, resource by resource:
+        ``{resource: {id: {"deleted": bool, column: value}}}`` (times in ISO 8601; UTC columns
+        with an offset, wall-clock columns without)."""
+        return Response(orjson.dumps(sandbox.activity.expected()), media_type="application/json")
 
     return api
 

@@ -121,6 +121,7 @@ def run(
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # the delivery log has every request
 
     async def main() -> None:
         sandbox = Sandbox(options, level=level)

@@ -82,6 +82,25 @@ def next_action(center: Center, after: datetime, open_seconds: float) -> datetim
         moment = center.opening_after(closing)
 
 
+def arrivals(
+    world: World, level: str | Level, seed: int, start: datetime
+) -> Iterator[tuple[datetime, Center]]:
+    """When and where the level's next business actions happen, in time order, forever.
+
+    Poisson arrivals per center, counted in the center's open hours only.
+    """
+    chosen = level_named(level)
+    rng = random.Random(f"arrivals:{seed}")
+    centers = world.centers
+    rate = chosen.actions_per_hour / 3600
+    queue = [(next_action(c, start, rng.expovariate(rate)), n) for n, c in enumerate(centers)]
+    heapq.heapify(queue)
+    while True:
+        moment, index = heapq.heappop(queue)
+        yield moment, centers[index]
+        heapq.heappush(queue, (next_action(centers[index], moment, rng.expovariate(rate)), index))
+
+
 def play(
     activity: Activity,
     level: str | Level,
@@ -95,22 +114,12 @@ def play(
     Time starts at ``start``, by default the world's start; a later one continues an activity
     that has already been acting (its occurrences never go back in time anyway).
     """
-    chosen = level_named(level)
-    rng = random.Random(f"arrivals:{seed}")
-    centers = activity.world.centers
     start = activity.world.start if start is None else start
     end = None if sim_seconds is None else start + timedelta(seconds=sim_seconds)
-    rate = chosen.actions_per_hour / 3600
-    arrivals = [(next_action(c, start, rng.expovariate(rate)), n) for n, c in enumerate(centers)]
-    heapq.heapify(arrivals)
-    while arrivals:
-        moment, index = heapq.heappop(arrivals)
+    for moment, center in arrivals(activity.world, level, seed, start):
         if end is not None and moment > end:
             return
-        yield from activity.step(moment, centers[index].id)
-        heapq.heappush(
-            arrivals, (next_action(centers[index], moment, rng.expovariate(rate)), index)
-        )
+        yield from activity.step(moment, center.id)
 
 
 def plan(

@@ -18,7 +18,7 @@ from .automations import SandboxState, Webhook
 from .delivery import Delivery, DeliveryEngine, DeliveryPolicy
 from .mail import Mailer, OutboxMailer, SmtpMailer
 from .model import Occurrence, SandboxClock
-from .scenario import Level, level_named, play, world_for
+from .scenario import Level, arrivals, level_named, world_for
 from .timing import RealClock
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,7 @@ class ScenarioRun:
     sim_time: datetime
     emitted: int = 0
     task: asyncio.Task[None] | None = field(default=None, repr=False)
+    stopping: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
     @property
     def running(self) -> bool:
@@ -173,28 +174,42 @@ class Sandbox:
         return run
 
     async def stop_scenario(self) -> None:
-        """Stop the scenario being played, if any."""
+        """Stop the scenario being played, if any, between two business actions.
+
+        An action's events are always all sent: the world never gets ahead of what its
+        webhooks were told.
+        """
         run = self.scenario
         if run is not None and run.task is not None:
-            run.task.cancel()
+            run.stopping.set()
             # a run that failed has logged why; stopping it must not raise that again
             await asyncio.gather(run.task, return_exceptions=True)
 
     async def _play(self, run: ScenarioRun) -> None:
-        steps = play(self.activity, run.level, self.seed, None, start=run.started)
         try:
-            while True:
-                async with self._lock:
-                    occurrence = next(steps, None)
-                if occurrence is None:
+            for moment, center in arrivals(self.world, run.level, self.seed, run.started):
+                wait = (moment - run.sim_time).total_seconds() / run.speed
+                if not await self._pause(run, wait):
                     return
-                at = occurrence.event_timestamp
-                wait = (at - run.sim_time).total_seconds() / run.speed
-                if wait > 0:
-                    await self.clock.sleep(wait)
-                run.sim_time = max(run.sim_time, at)
-                await self.emit(occurrence)
-                run.emitted += 1
+                run.sim_time = max(run.sim_time, moment)
+                async with self._lock:
+                    for occurrence in self.activity.step(moment, center.id):
+                        await self.emit(occurrence)
+                        run.emitted += 1
         except Exception:
             log.exception("the scenario %s stopped", run.level.name)
             raise
+
+    async def _pause(self, run: ScenarioRun, seconds: float) -> bool:
+        """Wait ``seconds`` on the sandbox clock; False when the run was stopped meanwhile."""
+        if run.stopping.is_set():
+            return False
+        if seconds <= 0:
+            return True
+        sleeper = asyncio.ensure_future(self.clock.sleep(seconds))
+        stopper = asyncio.ensure_future(run.stopping.wait())
+        await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in (sleeper, stopper):
+            waiter.cancel()
+        await asyncio.gather(sleeper, stopper, return_exceptions=True)
+        return not run.stopping.is_set()
