@@ -123,3 +123,9 @@ async def test_run_refuses_a_speed_that_goes_nowhere() -> None:
 def test_unknown_levels_are_named_in_the_error() -> None:
     with pytest.raises(ValueError, match="quiet-spa, busy-salon, chain-20"):
         list(plan("rave", 1, START, DAY))
+
+
+def test_two_weeks_of_a_busy_salon_produce_every_catalog_type() -> None:
+    start = datetime(2024, 6, 3, tzinfo=UTC)
+    produced = {o.event_type for o in plan("busy-salon", 7, start, 14 * 86_400)}
+    assert produced == {t.name for t in EVENT_TYPES}

@@ -24,9 +24,9 @@ class People(Timeline):
             (4, self._act_update_guest),
             (3, self._act_consent),
             (0.5, self._act_delete_guest),
-            (0.15, self._act_hire),
+            (0.3, self._act_hire),
             (0.4, self._act_update_employee),
-            (0.1, self._act_fire),
+            (0.6, self._act_fire),
         ]
 
     def _story_table(self) -> dict[str, Action]:

@@ -43,7 +43,7 @@ class Sales(People):
             (0.3, self._act_reinstate),
             (0.4, self._act_package_status),
             (0.4, self._act_package_validity),
-            (0.3, self._act_reverse),
+            (0.8, self._act_reverse),
         ]
 
     def _story_table(self) -> dict[str, Action]:
@@ -160,7 +160,7 @@ class Sales(People):
         self._emit(out, event_type, membership.center.id, data)
 
     def _freeze(self, out: Occurrences, membership: Membership) -> None:
-        days = self._rng.choice((14, 30, 60))
+        days = self._rng.choice((7, 14, 30, 60))
         membership.state, membership.frozen = "frozen", True
         center = membership.center
         data = payloads.membership_frozen(
