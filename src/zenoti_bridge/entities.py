@@ -11,18 +11,24 @@ Deletes are a ``deleted`` register: a late, older create loses to a newer delete
 groups carry their current appointment list; an appointment missing from the group's newest list
 is ``removed`` (decided when projecting, from the group's state, so the order in which snapshots
 arrive cannot matter).
+
+Some payloads repeat only part of an entity and send null for the rest (a cancelled class booking
+says ``waitlist: null``); an opt-in repeats a few profile fields. A null there means "not given",
+so such a field is a register of its own, written only by the events that state it: a later null
+cannot erase a known value, and the newest stated value wins.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from .catalog import lookup, normalize_id
 from .envelope import parse_net_datetime
 
 Version = tuple[str, str]
+T = TypeVar("T")
 APPOINTMENT_STATUS = {
     -2: "no_show",
     -1: "cancelled",
@@ -144,7 +150,7 @@ def changes_for(event_type: str, data: Any) -> list[EntityChange]:
             "update": data.get("preference_update"),
             "opted": "in" if name == "Guest.OptedIn" else "out",
         }
-        return _change("guest", data.get("id"), {"consent": consent})
+        return _change("guest", data.get("id"), {"consent": consent, **_opt_in_details(data)})
     if family[0] == "Employee":
         return _change(
             "employee", data.get("id"), {"snapshot": data, "deleted": name.endswith("Deleted")}
@@ -172,7 +178,9 @@ def changes_for(event_type: str, data: Any) -> list[EntityChange]:
             "Rejected": "rejected",
         }[family[2]]
         sections = {"snapshot": data, "status": status, "deleted": status == "deleted"}
-        return _change("class_booking", data.get("registration_id"), sections)
+        return _change(
+            "class_booking", data.get("registration_id"), {**sections, **_stated(data, _BOOKING)}
+        )
     if name.startswith("Guest.Membership."):
         return _membership(family[2], data)
     if name.startswith("Guest.Package."):
@@ -200,6 +208,11 @@ def changes_for(event_type: str, data: Any) -> list[EntityChange]:
         return _change("appointment_group", data.get("appointment_group_id"), {"deleted": True})
     if name in ("Appointment.Started", "Appointment.Completed"):
         state = "started" if name.endswith("Started") else "completed"
+        context = {
+            "appointment_group_id": normalize_id(data.get("appointment_group_id")),
+            "center_id": data.get("center_id"),
+            "invoice_id": data.get("invoice_id"),
+        }
         progressed: list[EntityChange] = []
         for item in data.get("appointments") or []:
             appointment = _dict(item)
@@ -207,9 +220,36 @@ def changes_for(event_type: str, data: Any) -> list[EntityChange]:
                 "state": state,
                 "appointment_progress": appointment.get("appointment_progress"),
             }
-            progressed += _change("appointment", appointment.get("id"), {"progress": progress})
+            served = {**appointment, "_group": context}
+            progressed += _change(
+                "appointment", appointment.get("id"), {"progress": progress, "served": served}
+            )
         return progressed
     return []
+
+
+# the fields Class.Booking.Cancelled, .Deleted and .NoShow may send as null ("not given")
+_BOOKING = ("waitlist", "center_id", "guest_id", "session_id", "class_id")
+
+
+def _stated(data: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    """One register per field the event states; a null or blank field states nothing."""
+    return {name: data[name] for name in names if data.get(name) not in (None, "")}
+
+
+def _opt_in_details(data: dict[str, Any]) -> dict[str, Any]:
+    """The profile fields an opt-in repeats, as ``details.<column>`` registers, when stated."""
+    details = _dict(data.get("details"))
+    phones = [_dict(p) for p in details.get("phone") or []]
+    mobile = next((p for p in phones if str(p.get("type", "")).lower() == "mobile"), None)
+    values = {
+        "first_name": _text(details.get("first_name")),
+        "last_name": _text(details.get("last_name")),
+        "email": _text(details.get("email")),
+        "mobile_phone": _phone(mobile),
+        "center_id": normalize_id(details.get("center_id") or data.get("center_id")),
+    }
+    return {f"details.{k}": v for k, v in values.items() if v is not None}
 
 
 def _membership(kind: str, data: dict[str, Any]) -> list[EntityChange]:
@@ -261,7 +301,7 @@ def _group_snapshot(data: dict[str, Any]) -> list[EntityChange]:
         changes += _change(
             "appointment",
             appointment.get("id"),
-            {"snapshot": {**appointment, "_group": context}, "member": group_id},
+            {"snapshot": {**appointment, "_group": context}},
         )
     return changes
 
@@ -285,15 +325,65 @@ def _time(value: Any) -> Any:
     return parse_net_datetime(value)
 
 
+def _phone(value: Any) -> str | None:
+    """A phone as text. Zenoti sends a string ("+1 5550104477" in invoices) or an object
+    ``{"country_code": 1, "number": "5550104477"}`` (employees, class guests, some guest
+    payloads; the number may be an integer): objects are written as invoices write phones.
+    """
+    if not isinstance(value, dict):
+        return _text(value)
+    number, code = value.get("number"), value.get("country_code")
+    if _integer(number):
+        number = str(number)
+    number = _text(number.strip()) if isinstance(number, str) else None
+    code = str(code).strip().lstrip("+") if _integer(code) or isinstance(code, str) else ""
+    if number is None or number.startswith("+") or code in ("", "0"):
+        return number
+    return f"+{code} {number}"
+
+
+def _newest(sources: list[dict[str, Any]], read: Callable[[dict[str, Any]], T | None]) -> T | None:
+    """The first value ``read`` finds in ``sources`` (newest first): a null says nothing."""
+    return next((v for v in map(read, sources) if v is not None), None)
+
+
+def _described(appointment: EntityState) -> list[tuple[Version, dict[str, Any]]]:
+    """The appointment as group snapshots and progress events describe it, newest first."""
+    found = [
+        (at, _dict(appointment.value(name)))
+        for name in ("snapshot", "served")
+        if (at := appointment.stamp(name)) is not None
+    ]
+    return sorted(found, key=lambda entry: entry[0], reverse=True)
+
+
+def _group_of(described: dict[str, Any]) -> str | None:
+    return normalize_id(_dict(described.get("_group")).get("appointment_group_id"))
+
+
+def appointment_group_id(appointment: EntityState) -> str | None:
+    """The group the newest event that names one puts the appointment in."""
+    return _newest([d for _, d in _described(appointment)], _group_of)
+
+
 def appointment_removed(appointment: EntityState, group: EntityState | None) -> bool:
-    """Missing from the group's newest snapshot, which is newer than the one that listed it."""
-    if group is None:
+    """Missing from the group's newest snapshot, which is newer than every event that placed it
+    in the group (a snapshot listing it, or a progress event naming the group)."""
+    placed = [(at, d) for at, d in _described(appointment) if _group_of(d)]
+    if group is None or not placed:
         return False
-    listed_at, group_at = appointment.stamp("member"), group.stamp("appointment_ids")
-    if listed_at is None or group_at is None or group_at <= listed_at:
+    (placed_at, described), group_at = placed[0], group.stamp("appointment_ids")
+    if group_at is None or group_at <= placed_at:
         return False
-    my_id = normalize_id(_dict(appointment.value("snapshot")).get("id"))
-    return my_id not in (group.value("appointment_ids") or [])
+    return normalize_id(described.get("id")) not in (group.value("appointment_ids") or [])
+
+
+def _profile(state: EntityState, column: str, from_snapshot: Any) -> Any:
+    """A guest's profile column: an opt-in newer than the snapshot wins where it states it."""
+    stated_at, snapshot_at = state.stamp(f"details.{column}"), state.stamp("snapshot")
+    if stated_at is not None and (snapshot_at is None or stated_at > snapshot_at):
+        return state.value(f"details.{column}")
+    return from_snapshot
 
 
 def project(
@@ -320,12 +410,12 @@ def project(
                 marketing.get("sms") == "opted-in" if "sms" in marketing else marketing_sms
             )
         row.update(
-            center_id=normalize_id(snapshot.get("center_id")),
+            center_id=_profile(state, "center_id", normalize_id(snapshot.get("center_id"))),
             code=_text(snapshot.get("code")),
-            first_name=_text(info.get("first_name")),
-            last_name=_text(info.get("last_name")),
-            email=_text(info.get("email")),
-            mobile_phone=_text(info.get("mobile_phone")),
+            first_name=_profile(state, "first_name", _text(info.get("first_name"))),
+            last_name=_profile(state, "last_name", _text(info.get("last_name"))),
+            email=_profile(state, "email", _text(info.get("email"))),
+            mobile_phone=_profile(state, "mobile_phone", _phone(info.get("mobile_phone"))),
             created_at=_time(snapshot.get("created_date")),
             marketing_email=marketing_email if isinstance(marketing_email, bool) else None,
             marketing_sms=marketing_sms if isinstance(marketing_sms, bool) else None,
@@ -373,13 +463,14 @@ def project(
             cancelled=bool(state.value("cancelled", False)),
         )
     elif resource == "class_booking":
+        waitlist = state.value("waitlist")
         row.update(
-            center_id=normalize_id(snapshot.get("center_id")),
-            guest_id=normalize_id(snapshot.get("guest_id")),
-            session_id=normalize_id(snapshot.get("session_id")),
-            class_id=normalize_id(snapshot.get("class_id")),
+            center_id=normalize_id(state.value("center_id")),
+            guest_id=normalize_id(state.value("guest_id")),
+            session_id=normalize_id(state.value("session_id")),
+            class_id=normalize_id(state.value("class_id")),
             status=state.value("status"),
-            waitlist=bool(snapshot.get("waitlist")),
+            waitlist=waitlist if isinstance(waitlist, bool) else None,  # None: never stated
         )
     elif resource == "membership":
         center = _dict(snapshot.get("center") or _dict(state.value("latest")).get("center"))
@@ -436,21 +527,30 @@ def project(
             appointment_count=len(state.value("appointment_ids") or []),
         )
     elif resource == "appointment":
-        context = _dict(snapshot.get("_group"))
+        # a group snapshot and the progress events both describe the appointment: per column,
+        # the newest that states it wins (progress events carry no guest and no local times)
+        sources = [d for _, d in _described(state)]
         group_status = _integer(group.value("status")) if group is not None else None
         progress = _dict(state.value("progress"))
         row.update(
-            appointment_group_id=state.value("member") or context.get("appointment_group_id"),
-            center_id=normalize_id(context.get("center_id")),
-            guest_id=normalize_id(_dict(context.get("guest")).get("id")),
-            service_id=normalize_id(snapshot.get("service_id")),
-            service_name=_text(snapshot.get("service_name")),
-            therapist_id=normalize_id(snapshot.get("therapist_id") or snapshot.get("TherapistId")),
-            room_id=normalize_id(snapshot.get("room_id")),
-            start_utc=_time(snapshot.get("start_time")),
-            end_utc=_time(snapshot.get("end_time")),
-            start_local=_time(snapshot.get("start_time_in_center")),
-            end_local=_time(snapshot.get("end_time_in_center")),
+            appointment_group_id=appointment_group_id(state),
+            center_id=_newest(
+                sources, lambda d: normalize_id(_dict(d.get("_group")).get("center_id"))
+            ),
+            guest_id=_newest(
+                sources,
+                lambda d: normalize_id(_dict(_dict(d.get("_group")).get("guest")).get("id")),
+            ),
+            service_id=_newest(sources, lambda d: normalize_id(d.get("service_id"))),
+            service_name=_newest(sources, lambda d: _text(d.get("service_name"))),
+            therapist_id=_newest(
+                sources, lambda d: normalize_id(d.get("therapist_id") or d.get("TherapistId"))
+            ),
+            room_id=_newest(sources, lambda d: normalize_id(d.get("room_id"))),
+            start_utc=_newest(sources, lambda d: _time(d.get("start_time"))),
+            end_utc=_newest(sources, lambda d: _time(d.get("end_time"))),
+            start_local=_newest(sources, lambda d: _time(d.get("start_time_in_center"))),
+            end_local=_newest(sources, lambda d: _time(d.get("end_time_in_center"))),
             status=group_status,
             status_name=APPOINTMENT_STATUS.get(group_status) if group_status is not None else None,
             progress=progress.get("state"),

@@ -16,7 +16,15 @@ from typing import Any
 
 import orjson
 
-from .entities import EntityChange, EntityState, Version, changes_for, merge, project
+from .entities import (
+    EntityChange,
+    EntityState,
+    Version,
+    appointment_group_id,
+    changes_for,
+    merge,
+    project,
+)
 from .envelope import parse_envelope, timestamp_key
 from .errors import EnvelopeError
 from .storage.schema import MIRROR_COLUMNS
@@ -97,15 +105,15 @@ def apply_decoded(sql: SqlConn, decoded: Decoded, now: datetime | None = None) -
     # appointments are projected with their group; a changed group re-projects its members
     changed_groups = {(s, i) for s, r, i in dirty if r == "appointment_group"}
     needed = _group_members(sql, changed_groups) | {
-        (s, "appointment_group", str(states[(s, r, i)].value("member")))
+        (s, "appointment_group", group_id)
         for s, r, i in dirty
-        if r == "appointment" and states[(s, r, i)].value("member")
+        if r == "appointment" and (group_id := appointment_group_id(states[(s, r, i)]))
     }
     states.update(_load(sql, needed - states.keys()))
     dirty |= {
         key
         for key, state in states.items()
-        if key[1] == "appointment" and (key[0], state.value("member")) in changed_groups
+        if key[1] == "appointment" and (key[0], appointment_group_id(state)) in changed_groups
     }
     _write(sql, {k: states[k] for k in dirty}, states, now)
 
@@ -153,15 +161,14 @@ def _write(
     invoices: list[tuple[str, str]] = []
     history: list[dict[str, Any]] = []
     for (source, resource, entity_id), state in dirty.items():
-        group = None
-        if resource == "appointment" and state.value("member"):
-            group = states.get((source, "appointment_group", str(state.value("member"))))
+        group_id = appointment_group_id(state) if resource == "appointment" else None
+        group = states.get((source, "appointment_group", group_id)) if group_id else None
         row = project(resource, entity_id, state, group)
         version = state.version
         assert version is not None
         snapshot = state.value("snapshot")
-        if snapshot is None:
-            snapshot = state.value("latest")
+        if snapshot is None:  # a membership's partial events, an appointment's progress events
+            snapshot = state.value("latest") if resource == "membership" else state.value("served")
         row.update(
             source=source,
             id=entity_id,

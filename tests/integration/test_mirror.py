@@ -105,3 +105,82 @@ async def test_a_sql_user_finds_a_days_appointments_without_json(
     assert [(r.id, r.service_name) for r in rows] == [
         ("da0aea0e-aa72-470b-9d63-d2a5d1764460", "Hydrating Facial 60")
     ]
+
+
+def event(name: str, day: int, **data: Any) -> bytes:
+    """The sample ``name`` on 2024-07-``day`` (its event id too), with ``data`` changed."""
+    document = orjson.loads(payload(name))
+    document["data"].update(data)
+    document["event_timestamp"] = f"2024-07-{day:02d}T12:00:00.0000000Z"
+    return with_ids(orjson.dumps(document), f"{day:024x}")
+
+
+async def apply_in_turn(
+    store: Store, database_url: str, make_settings: SettingsFactory, *batches: list[bytes]
+) -> None:
+    """Deliver each batch and drain the queue before the next: one mirror transaction each."""
+    from zenoti_bridge.app import BridgeApp
+
+    app = BridgeApp(make_settings(database_url), store, manage_store=False)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://bridge.test"
+    ) as client:
+        for batch in batches:
+            for body in batch:
+                answer = await client.post(URL, content=body, headers=signed(body))
+                assert answer.json()["status"] == "accepted"
+            workers = Workers(store, database_url=database_url)
+            try:
+                assert await workers.run_until_idle() == len(batch)
+            finally:
+                await workers.stop()
+
+
+async def test_a_group_status_reaches_an_appointment_known_only_from_its_progress(
+    store: Store, database_url: str, make_settings: SettingsFactory, reader: Reader
+) -> None:
+    await apply_in_turn(
+        store,
+        database_url,
+        make_settings,
+        [event("Appointment.Started", 1)],
+        [event("AppointmentGroup.Status", 2)],
+    )
+    row = reader.entity("appointment", "da0aea0e-aa72-470b-9d63-d2a5d1764460")
+    assert row["appointment_group_id"] == "00d9f4ad-53a2-42b6-b3f5-f28807f0cbd4"
+    assert row["center_id"] == "5d96cf7f-265b-4da9-8f0c-26ef4243ed52"
+    assert row["start_utc"].replace(tzinfo=None) == datetime(2024, 6, 11, 17)
+    assert (row["status"], row["status_name"], row["progress"]) == (2, "checkin", "started")
+
+
+async def test_a_waitlisted_booking_stays_waitlisted_once_cancelled(
+    store: Store, database_url: str, make_settings: SettingsFactory, reader: Reader
+) -> None:
+    await apply_in_turn(
+        store,
+        database_url,
+        make_settings,
+        [event("Class.Booking.Cancelled", 2)],
+        [event("Class.Booking.Created", 1, waitlist=True)],
+        [event("Class.Booking.NoShow", 3, registration_id=640211)],
+    )
+    row = reader.entity("class_booking", "640211")
+    assert (row["status"], row["waitlist"]) == ("no_show", True)
+
+
+async def test_an_opted_in_guest_gets_a_name_then_the_older_snapshot_fills_the_rest(
+    store: Store, database_url: str, make_settings: SettingsFactory, reader: Reader
+) -> None:
+    created = orjson.loads(payload("Guest.Created"))["data"]
+    created["personal_info"]["mobile_phone"] = {"country_code": 1, "number": "5550000001"}
+    await apply_in_turn(
+        store,
+        database_url,
+        make_settings,
+        [event("Guest.OptedIn", 2)],
+        [event("Guest.Created", 1, personal_info=created["personal_info"])],
+    )
+    row = reader.entity("guest", "b37523a5-3b4a-4ee2-8463-513755ac0ecd")
+    assert (row["first_name"], row["email"]) == ("Avery", "avery.lindqvist@example.test")
+    assert row["mobile_phone"] == "+1 5550104477", "the newer opt-in's"
+    assert (row["center_id"], row["code"]) == ("5d96cf7f-265b-4da9-8f0c-26ef4243ed52", "HP20931")

@@ -153,14 +153,11 @@ class Classes(Visits):
         self._touch("class_booking", str(booking.id))
         center = booking.session.center
         if event_type in ("Class.Booking.Approved", "Class.Booking.Rejected"):
-            booking.last_waitlist = True
             friend = booking.friend[0] if booking.friend else None
             profile = self.guests[friend].profile if friend and self._alive(friend) else None
             data = payloads.booking_decided(booking, profile)
         else:
-            created = event_type == "Class.Booking.Created"
-            booking.last_waitlist = booking.waitlist if created else None
-            data = payloads.booking(booking, created=created)
+            data = payloads.booking(booking, created=event_type == "Class.Booking.Created")
         self._emit(out, event_type, center.id, data)
 
     def _plan_attendance(self, booking: Booking) -> None:

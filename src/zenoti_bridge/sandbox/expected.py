@@ -23,7 +23,7 @@ def expected(state: Timeline) -> Expected:
 
     Ids are lowercase, as the bridge normalises them. Datetimes are aware (UTC) for the mirror's
     UTC columns and naive for its wall-clock ones. A column is left out when the events sent so
-    far do not make its value certain (a guest known only from a consent change has no name yet).
+    far do not make its value certain (a consent change names the guest, but not their center).
     """
     views: dict[str, Callable[[Timeline, str], dict[str, Any]]] = {
         "guest": _guest,
@@ -50,23 +50,21 @@ def _midnight(value: date) -> datetime:
 
 def _guest(state: Timeline, key: str) -> dict[str, Any]:
     record = state.guests[key]
+    profile = record.profile
     marketing = record.consent["marketing"]
+    calling_code = state.world.center(profile.center_id).country.calling_code
     row: dict[str, Any] = {
         "deleted": record.deleted,
+        "first_name": profile.first_name,
+        "last_name": profile.last_name,
+        "email": profile.email,
+        "mobile_phone": f"+{calling_code} {profile.mobile}" if profile.mobile else None,
         "marketing_email": marketing["email"],
         "marketing_sms": marketing["sms"],
         "merged_into": record.merged_into,
     }
-    if record.published:
-        profile = record.profile
-        row.update(
-            center_id=profile.center_id,
-            code=profile.code,
-            first_name=profile.first_name,
-            last_name=profile.last_name,
-            email=profile.email,
-            created_at=profile.created,
-        )
+    if record.published:  # only full snapshots carry these
+        row.update(center_id=profile.center_id, code=profile.code, created_at=profile.created)
     return row
 
 
@@ -199,9 +197,7 @@ def _booking(state: Timeline, key: str) -> dict[str, Any]:
         "session_id": str(booking.session.id),
         "class_id": str(booking.session.offering.id),
         "status": booking.status,
-        # the newest event's value: Cancelled, Deleted and NoShow send null, which the mirror
-        # stores as false, even for a booking that came off the waitlist (reported upstream)
-        "waitlist": bool(booking.last_waitlist),
+        "waitlist": booking.waitlist,
     }
 
 

@@ -253,7 +253,6 @@ class Booking:
     guest_id: str
     waitlist: bool
     status: str = "booked"
-    last_waitlist: bool | None = None  # the ``waitlist`` value of the newest event sent
     group_invoice_id: str | None = None
     friend: tuple[str, int] | None = None  # a guest brought along, with their registration id
 
