@@ -60,6 +60,7 @@ from psycopg import sql
 from sqlalchemy import Engine
 
 import postgres_scratch
+import sandbox_events
 import zenoti_bridge
 from asyncio_load import latency_summary
 from intake import phase
@@ -163,6 +164,13 @@ def parse_args(argv: list[str] | None) -> Options:
     )
     parser.add_argument("--seed", type=int, default=7, help="seed of the generated events")
     parser.add_argument(
+        "--workload",
+        choices=("stories", "sandbox"),
+        default="stories",
+        help="stories: guests' visits built from the samples (bench/mixed_events.py); "
+        "sandbox: the sandbox's chain-20 scenario, every event type (bench/sandbox_events.py)",
+    )
+    parser.add_argument(
         "--retries",
         type=int,
         default=0,
@@ -203,6 +211,7 @@ def parse_args(argv: list[str] | None) -> Options:
         pg_processes=args.pg_processes,
         concurrency=args.concurrency,
         seed=args.seed,
+        workload=args.workload,
         quiet_wait=args.quiet_wait,
         retries=max(0, args.retries),
         postgres_url=args.postgres_url,
@@ -424,18 +433,25 @@ class Workload:
     events: list[MixedEvent]
     expected: ExpectedMirror
 
+    origin: str
+
     @classmethod
-    def make(cls, count: int, seed: int) -> Workload:
-        phase(f"generating {count:,} events")
-        events = generate(count, seed=seed, epoch_seconds=int(time.time()))
-        return cls(events, expected_mirror(events))
+    def make(cls, count: int, seed: int, workload: str) -> Workload:
+        phase(f"generating {count:,} events ({workload})")
+        if workload == "sandbox":
+            events = sandbox_events.generate(count, seed=seed)
+            origin = f"the sandbox's {sandbox_events.LEVEL} scenario (bench/sandbox_events.py)"
+        else:
+            events = generate(count, seed=seed, epoch_seconds=int(time.time()))
+            origin = "mixed Zenoti events (bench/mixed_events.py)"
+        return cls(events, expected_mirror(events), origin)
 
     def describe(self) -> str:
         kinds = type_counts(self.events)
         mean = sum(len(e.body) for e in self.events) // len(self.events)
         counts = self.expected.counts()
         return (
-            f"mixed Zenoti events (bench/mixed_events.py), {len(kinds)} types, mean body "
+            f"{self.origin}, {len(kinds)} types, mean body "
             f"{mean:,} bytes; {len(self.events):,} events touch {sum(counts.values()):,} "
             f"entities ({', '.join(f'{r} {n:,}' for r, n in counts.items())})"
         )
@@ -709,7 +725,7 @@ def execute(options: Options) -> Run:
     secret = secrets.token_urlsafe(24)
     with workspace(options) as workdir:
         if options.phase in ("all", "throughput"):
-            work = Workload.make(options.events, options.seed)
+            work = Workload.make(options.events, options.seed, options.workload)
             run.events = work.describe()
             print(f"events: {run.events}", flush=True)
             for backend in chosen:
@@ -720,7 +736,7 @@ def execute(options: Options) -> Run:
                     )
         if options.phase in ("all", "latency"):
             count = options.rate * (options.warmup + options.latency_seconds)
-            work = Workload.make(count, options.seed + 1)
+            work = Workload.make(count, options.seed + 1, options.workload)
             if not run.events:
                 run.events = work.describe()
                 print(f"events: {run.events}", flush=True)

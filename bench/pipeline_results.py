@@ -37,6 +37,7 @@ class Options:
     pg_processes: tuple[int, ...]
     concurrency: int
     seed: int
+    workload: str
     quiet_wait: float
     retries: int
     postgres_url: str
