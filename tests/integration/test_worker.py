@@ -200,3 +200,44 @@ async def test_a_merge_and_an_update_of_the_merged_guest_never_run_at_once(
             "a" * 24,
         )
         assert reader.job_counts() == {("mirror", "succeeded"): 2}
+
+
+async def test_a_worker_skips_jobs_whose_entity_another_worker_holds_and_takes_them_later(
+    postgres_url: str, make_settings: SettingsFactory
+) -> None:
+    """Instead of waiting for another worker's whole batch, a worker applies the jobs it can
+    lock now; the contended one stays queued and a later batch applies it."""
+    import psycopg
+
+    from zenoti_bridge.storage import migrate as migrations
+    from zenoti_bridge.storage.postgres import psycopg_conninfo
+    from zenoti_bridge.storage.sqlconn import SqlConn
+    from zenoti_bridge.worker import run_mirror_batch
+
+    migrations.upgrade(postgres_url)
+    store = open_store(make_settings(postgres_url).database)
+    await store.start()
+    # job 1 and job 2 update guest 1; job 3 updates guest 3
+    for n, guest in ((1, 1), (2, 1), (3, 3)):
+        await store.record_event(guest_event(n, guest, n)[0])
+    await store.stop()
+
+    now = datetime.now(UTC)
+    first = psycopg.connect(psycopg_conninfo(postgres_url))
+    second = psycopg.connect(psycopg_conninfo(postgres_url), autocommit=True)
+    second.execute("SET lock_timeout = '3s'")  # a worker that waited would fail, not hang
+    try:
+        with first.transaction():
+            assert run_mirror_batch(SqlConn(first, "postgresql"), 1, now) == (1, 0)
+            # guest 1 is held by the first worker: the second applies job 3 without waiting
+            with second.transaction():
+                assert run_mirror_batch(SqlConn(second, "postgresql"), 10, now) == (1, 0)
+        with second.transaction():
+            assert run_mirror_batch(SqlConn(second, "postgresql"), 10, now) == (1, 0)
+    finally:
+        first.close()
+        second.close()
+    with Reader(postgres_url) as reader:
+        assert reader.job_counts() == {("mirror", "succeeded"): 3}
+        assert reader.entity("guest", f"00000000-0000-0000-0000-{1:012d}")["first_name"] == "Name2"
+        assert reader.entity("guest", f"00000000-0000-0000-0000-{3:012d}")["first_name"] == "Name3"

@@ -61,6 +61,22 @@ def lock_entities(sql: SqlConn, keys: set[str]) -> None:
         )
 
 
+def try_lock_entities(sql: SqlConn, keys: set[str]) -> set[str]:
+    """Take, without waiting, whichever of ``keys`` no other transaction holds; returns those.
+
+    PostgreSQL: transaction-scoped advisory locks (never waited for, so never a deadlock).
+    SQLite: every key (the single writer is alone).
+    """
+    if sql.dialect != "postgresql" or not keys:
+        return set(keys)
+    rows = sql.rows(
+        "SELECT k FROM unnest(CAST(:keys AS text[])) AS k "
+        "WHERE pg_try_advisory_xact_lock(hashtextextended(k, 0))",
+        {"keys": sorted(keys)},
+    )
+    return {str(r[0]) for r in rows}
+
+
 def finish(
     sql: SqlConn,
     succeeded: Sequence[int],
