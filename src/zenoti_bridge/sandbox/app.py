@@ -244,8 +244,7 @@ def build_api(sandbox: Sandbox) -> FastAPI:
 
 def latest_attempts(sandbox: Sandbox, webhook_id: int, limit: int) -> list[Attempt]:
     """A webhook's latest attempts, newest first."""
-    rows = sandbox.state.attempts(webhook_id, limit=1_000_000)
-    return list(reversed(rows[-limit:]))
+    return sandbox.state.attempts(webhook_id, limit=limit, newest_first=True)
 
 
 def world_json(sandbox: Sandbox) -> dict[str, Any]:

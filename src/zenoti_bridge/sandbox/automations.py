@@ -509,15 +509,18 @@ class SandboxState:
         event_id: str | None = None,
         outcome: Outcome | None = None,
         limit: int = 1000,
+        newest_first: bool = False,
     ) -> list[Attempt]:
-        """The delivery log, oldest first, optionally for one webhook, event or outcome."""
+        """The delivery log, oldest first (or newest first), optionally for one webhook, event
+        or outcome."""
         filters = {"webhook_id": webhook_id, "event_id": event_id, "outcome": outcome}
         used = {name: value for name, value in filters.items() if value is not None}
         where = " AND ".join(f"{name} = ?" for name in used) or "1 = 1"
+        order = "id DESC" if newest_first else "id"
         return [
             _attempt(row)
             for row in self._rows(
-                f"SELECT {_ATTEMPT_COLUMNS} FROM attempts WHERE {where} ORDER BY id LIMIT ?",
+                f"SELECT {_ATTEMPT_COLUMNS} FROM attempts WHERE {where} ORDER BY {order} LIMIT ?",
                 *used.values(),
                 limit,
             )
