@@ -37,7 +37,7 @@ class DatabaseConfig(_Section):
     pool_size: int = Field(default=16, ge=1, le=500)
     pool_timeout: float = Field(default=5.0, gt=0, le=9)
     wal_limit_mb: int = Field(default=256, ge=4)
-    checkpoint_interval: float = Field(default=0.2, gt=0)
+    checkpoint_interval: float = Field(default=0.05, gt=0)
 
     @field_validator("url")
     @classmethod

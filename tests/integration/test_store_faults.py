@@ -201,3 +201,34 @@ async def test_postgres_stopped_answers_503_then_recovers(
         await store.stop()
     with Reader(postgres_url) as reader:
         assert sorted(e for e, _, _ in reader.event_id_counts()) == [f"{1:024x}", f"{2:024x}"]
+
+
+async def test_the_sqlite_wal_stays_near_its_limit_under_continuous_writes(tmp_path: Path) -> None:
+    """A passive checkpoint cannot rewind a WAL written without pause: past the limit the writer
+    restarts it, so the file stays about the limit however much is written."""
+    from tests.integration.test_store_contract import incoming
+    from zenoti_bridge.storage import migrate as migrations
+    from zenoti_bridge.storage.sqlite import SQLiteStore
+
+    path = tmp_path / "bridge.db"
+    migrations.upgrade(f"sqlite:///{path}")
+    limit = 512 * 1024
+    store = SQLiteStore(path, wal_limit_bytes=limit, checkpoint_interval=0.01)
+    await store.start()
+    body = b'{"raw": "' + b"x" * 3000 + b'"}'
+    largest = 0
+    try:
+        for start in range(0, 3000, 50):  # 50 concurrent requests at a time, 3000 in all
+            await asyncio.gather(
+                *(store.record_event(incoming(n, body=body)) for n in range(start, start + 50))
+            )
+            wal = path.with_name("bridge.db-wal")
+            largest = max(largest, wal.stat().st_size if wal.exists() else 0)
+    finally:
+        await store.stop()
+    written = 3000 * len(body)
+    assert written > 15 * limit
+    assert store.stats.wal_restarts >= 1
+    assert largest < 4 * limit, f"the WAL reached {largest:,} bytes (limit {limit:,})"
+    with Reader(f"sqlite:///{path}") as reader:
+        assert reader.stats()["events"]["total"] == 3000
