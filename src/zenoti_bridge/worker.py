@@ -15,6 +15,7 @@ import contextlib
 import logging
 import random
 import sqlite3
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from .storage.jobs import (
     rescue_expired,
     try_lock_entities,
 )
+from .storage.notify import JobListener
 from .storage.postgres import psycopg_conninfo
 from .storage.sqlconn import SqlConn
 
@@ -235,19 +237,51 @@ class Workers:
         self.idle_wait = idle_wait
         self.clock = clock
         self.stats = WorkerStats()
-        self._wake = asyncio.Event()
+        self._idle_lanes: deque[asyncio.Event] = deque()  # lanes waiting for work, oldest first
+        self._wake_pending = False  # a wake-up came while no lane was waiting
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._lanes: list[_PostgresLane] = []
         self._rescue_lane: _PostgresLane | None = None
+        self._listener: JobListener | None = None
         self.rescue_interval = rescue_interval
         self.policy = policy
 
     def wake(self) -> None:
-        self._wake.set()
+        """New jobs exist: wake one waiting lane (not all of them: the others would only find
+        the queue empty, and many tiny batches cost more than a few bigger ones)."""
+        while self._idle_lanes:
+            waiting = self._idle_lanes.popleft()
+            if not waiting.is_set():
+                waiting.set()
+                return
+        self._wake_pending = True  # every lane is busy: the next one to finish looks again
+
+    async def _wait_for_work(self, patience: float) -> None:
+        if self._wake_pending:
+            self._wake_pending = False
+            return
+        waiting = asyncio.Event()
+        self._idle_lanes.append(waiting)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(waiting.wait(), timeout=patience)
+        finally:
+            with contextlib.suppress(ValueError):
+                self._idle_lanes.remove(waiting)
 
     async def start(self) -> None:
         self._stopping.clear()
+        if not isinstance(self.store, SQLiteStore):
+            # other processes' intake announces new jobs: wake at once instead of at the next poll
+            loop = asyncio.get_running_loop()
+
+            def on_jobs() -> None:
+                with contextlib.suppress(RuntimeError):  # the loop is closing
+                    loop.call_soon_threadsafe(self.wake)
+
+            self._listener = JobListener(psycopg_conninfo(self.database_url), on_jobs)
+            self._listener.start()
         self._tasks = [
             asyncio.create_task(self._loop(n), name=f"zb-worker-{n}")
             for n in range(self.concurrency)
@@ -280,7 +314,11 @@ class Workers:
     async def stop(self) -> None:
         """Let every batch in flight finish, then close the workers' connections."""
         self._stopping.set()
-        self._wake.set()
+        for waiting in self._idle_lanes:
+            waiting.set()
+        if self._listener is not None:
+            await asyncio.to_thread(self._listener.stop)
+            self._listener = None
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
         for lane in [*self._lanes, *([self._rescue_lane] if self._rescue_lane else [])]:
@@ -318,7 +356,6 @@ class Workers:
     async def _loop(self, lane: int) -> None:
         backoff = self.idle_wait
         while not self._stopping.is_set():
-            self._wake.clear()  # before the batch: a wake-up arriving during it is kept
             try:
                 handled = await self.run_once(lane)
                 backoff = self.idle_wait
@@ -326,6 +363,5 @@ class Workers:
                 self.stats.failures += 1
                 log.warning("worker %d: batch failed, will retry: %s", lane, exc)
                 handled, backoff = 0, min(backoff * 2, 5.0)
-            if handled == 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=backoff)
+            if handled == 0 and not self._stopping.is_set():
+                await self._wait_for_work(backoff)

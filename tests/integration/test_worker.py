@@ -241,3 +241,36 @@ async def test_a_worker_skips_jobs_whose_entity_another_worker_holds_and_takes_t
         assert reader.job_counts() == {("mirror", "succeeded"): 3}
         assert reader.entity("guest", f"00000000-0000-0000-0000-{1:012d}")["first_name"] == "Name2"
         assert reader.entity("guest", f"00000000-0000-0000-0000-{3:012d}")["first_name"] == "Name3"
+
+
+async def test_worker_processes_wake_on_new_jobs_instead_of_waiting_for_their_next_poll(
+    postgres_url: str, make_settings: SettingsFactory
+) -> None:
+    """An intake process announces new jobs (NOTIFY); an idle worker process, whose next poll
+    is 30 s away, applies the event at once."""
+    import time
+
+    from zenoti_bridge.storage import migrate as migrations
+
+    migrations.upgrade(postgres_url)
+    worker_store = open_store(make_settings(postgres_url).database)
+    intake_store = open_store(make_settings(postgres_url).database)
+    await worker_store.start()
+    await intake_store.start()
+    workers = Workers(worker_store, database_url=postgres_url, idle_wait=30.0)
+    await workers.start()
+    try:
+        assert workers._listener is not None
+        await asyncio.to_thread(workers._listener.listening.wait, 10)
+        await asyncio.sleep(0.2)  # the lanes found nothing and went idle for 30 s
+        started = time.monotonic()
+        await intake_store.record_event(guest_event(1, 1, 1)[0])
+        while workers.stats.jobs < 1 and time.monotonic() - started < 5:
+            await asyncio.sleep(0.01)
+        assert workers.stats.jobs == 1, "the idle worker was not woken"
+        assert time.monotonic() - started < 5
+        assert workers._listener.heard >= 1
+    finally:
+        await workers.stop()
+        await intake_store.stop()
+        await worker_store.stop()

@@ -16,6 +16,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ..errors import StorageUnavailable
 from .migrate import redact
+from .notify import JobAnnouncer
 from .records import EventStatus, IncomingEvent, JobStatus, Outcome, QuarantineItem, Recorded
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,7 @@ class PostgresStore:
         self.pool_size = pool_size
         self.pool_timeout = pool_timeout
         self._pool: AsyncConnectionPool | None = None
+        self._announcer: JobAnnouncer | None = None
 
     async def start(self) -> None:
         self._pool = AsyncConnectionPool(
@@ -101,8 +103,13 @@ class PostgresStore:
         )
         # do not wait: a database that is down now must not keep intake from answering 503
         await self._pool.open(wait=False)
+        self._announcer = JobAnnouncer(psycopg_conninfo(self.url))
+        self._announcer.start()
 
     async def stop(self) -> None:
+        if self._announcer is not None:
+            await self._announcer.stop()
+            self._announcer = None
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
@@ -144,6 +151,8 @@ class PostgresStore:
                 for _ in range(3):
                     row = await (await conn.execute(_RECORD_NEW, params)).fetchone()
                     if row is not None:
+                        if self._announcer is not None:
+                            self._announcer.announce()  # idle worker processes wake at once
                         return Recorded(Outcome.ACCEPTED, int(row[0]))
                     row = await (await conn.execute(_RECORD_DUPLICATE, params)).fetchone()
                     if row is not None:
