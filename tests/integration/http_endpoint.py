@@ -15,10 +15,19 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 
 HANG = "hang"
+LOOPBACK_PATIENCE = 5.0  # real seconds
+
+
+async def eventually(check: Callable[[], bool]) -> None:
+    """Poll ``check`` while loopback I/O happens; fail after ``LOOPBACK_PATIENCE``."""
+    async with asyncio.timeout(LOOPBACK_PATIENCE):
+        while not check():  # noqa: ASYNC110 - servers and engines change what check() reads
+            await asyncio.sleep(0.002)
 
 
 @dataclass(frozen=True, slots=True)

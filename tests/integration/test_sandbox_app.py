@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +11,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.integration.http_endpoint import Endpoint
+from tests.integration.http_endpoint import Endpoint, eventually
 from zenoti_bridge.config import SandboxConfig
 from zenoti_bridge.envelope import parse_envelope
 from zenoti_bridge.sandbox.app import build_app
@@ -20,21 +20,6 @@ from zenoti_bridge.sandbox.service import Sandbox
 from zenoti_bridge.signature import DEFAULT_HEADER, Verdict, verify
 
 SECRET = "sandbox-app-secret"
-PATIENCE = 5.0
-
-
-async def eventually(check: Callable[[], bool]) -> None:
-    async with asyncio.timeout(PATIENCE):
-        while not check():  # noqa: ASYNC110 - deliveries run in other tasks
-            await asyncio.sleep(0.005)
-
-
-@pytest.fixture
-async def endpoint() -> AsyncIterator[Endpoint]:
-    server = Endpoint()
-    await server.start()
-    yield server
-    await server.stop()
 
 
 @pytest.fixture

@@ -19,7 +19,13 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from tests.conftest import SECRET, payload
-from tests.integration.http_endpoint import HANG, Endpoint, free_port
+from tests.integration.http_endpoint import (
+    HANG,
+    LOOPBACK_PATIENCE,
+    Endpoint,
+    eventually,
+    free_port,
+)
 from zenoti_bridge.sandbox.automations import (
     AttemptKind,
     Outcome,
@@ -54,16 +60,6 @@ def occurrence(
 
 def failure_log_url(webhook: Webhook) -> str:
     return f"http://sandbox.test/webhooks/{webhook.id}/failures"
-
-
-LOOPBACK_PATIENCE = 5.0  # real seconds
-
-
-async def eventually(check: Callable[[], bool]) -> None:
-    """Poll ``check`` while loopback I/O happens; fail after ``LOOPBACK_PATIENCE``."""
-    async with asyncio.timeout(LOOPBACK_PATIENCE):
-        while not check():  # noqa: ASYNC110 - the server and the engine change what check() reads
-            await asyncio.sleep(0.002)
 
 
 @dataclass
@@ -104,14 +100,6 @@ class Sandbox:
 
 
 MakeSandbox = Callable[..., Awaitable[Sandbox]]
-
-
-@pytest.fixture
-async def endpoint() -> AsyncIterator[Endpoint]:
-    server = Endpoint()
-    await server.start()
-    yield server
-    await server.stop()
 
 
 @pytest.fixture
