@@ -192,7 +192,7 @@ class SQLiteStore:
     # them). In the writer thread: COMMIT, which with synchronous=FULL syncs the WAL. Requests
     # arriving meanwhile wait for the next cycle, so each commit takes whatever arrived during
     # the previous fsync. Other operations (quarantine, the probe, workers' batches) and WAL
-    # WAL restarts run whole in the writer thread, taking turns with the events.
+    # restarts run whole in the writer thread, taking turns with the events.
 
     def _kick(self) -> None:
         if self._busy or self._scheduled or self._loop is None:
