@@ -122,6 +122,11 @@ class SourceConfig(_Section):
         return header.strip().lower()
 
 
+def connectable_host(host: str) -> str:
+    """The address to reach a server bound to ``host``: loopback for a wildcard bind."""
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104 - naming it
+
+
 class SandboxMailConfig(_Section):
     """Where the sandbox sends its deactivation emails: an outbox folder, or an SMTP server."""
 
@@ -165,6 +170,11 @@ class SandboxConfig(_Section):
     seed: int = 7
     mail: SandboxMailConfig = SandboxMailConfig()
     delivery: SandboxDeliveryConfig = SandboxDeliveryConfig()
+
+    @property
+    def local_url(self) -> str:
+        """Where the sandbox answers on this machine (pages at ``/``, the API at ``/api``)."""
+        return f"http://{connectable_host(self.host)}:{self.port}"
 
 
 class Settings(BaseSettings):

@@ -40,19 +40,19 @@ class Metrics:
             buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
             registry=self.registry,
         )
-        self._children: dict[tuple[str, str], Counter] = {}
-        self._verdicts: dict[tuple[str, str], Counter] = {}
+        # labelled children, cached: ``labels()`` takes a lock and builds a key on every call
+        self._children: dict[tuple[Counter, str, str], Counter] = {}
 
     def count(self, source: str, outcome: str) -> None:
-        child = self._children.get((source, outcome))
-        if child is None:
-            child = self.intake.labels(source=source, outcome=outcome)
-            self._children[(source, outcome)] = child
-        child.inc()
+        self._child(self.intake, source, outcome).inc()
 
     def verdict(self, source: str, verdict: str) -> None:
-        child = self._verdicts.get((source, verdict))
+        self._child(self.signatures, source, verdict).inc()
+
+    def _child(self, counter: Counter, source: str, value: str) -> Counter:
+        key = (counter, source, value)
+        child = self._children.get(key)
         if child is None:
-            child = self.signatures.labels(source=source, verdict=verdict)
-            self._verdicts[(source, verdict)] = child
-        child.inc()
+            child = counter.labels(source, value)
+            self._children[key] = child
+        return child

@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from .catalog import FAMILIES, types_in_family
-from .config import Settings, SourceConfig
+from .config import Settings, SourceConfig, connectable_host
 
 
 def webhook_url(base_url: str, source: str, config: SourceConfig) -> str:
@@ -28,9 +28,7 @@ def base_url(
         return override
     if settings.server.public_url:
         return settings.server.public_url
-    host = host or settings.server.host
-    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - naming the wildcard, not binding to it
-        host = "127.0.0.1"
+    host = connectable_host(host or settings.server.host)
     return f"http://{host}:{settings.server.port if port is None else port}"
 
 

@@ -147,9 +147,9 @@ def _uncontended(
     it, instead of this worker waiting for the other's whole batch. The mirror's merge does not
     depend on order, so skipping ahead is safe; two workers never touch one entity at once.
     """
-    wanted = {j.job_id: {_ordering_key(j)} | lock_keys(per_job[j.job_id][0]) for j in jobs}
     if sql.dialect != "postgresql":
         return jobs  # the single writer is alone
+    wanted = {j.job_id: {_ordering_key(j)} | lock_keys(per_job[j.job_id][0]) for j in jobs}
     sql.run("SAVEPOINT mirror_probe")
     held = try_lock_entities(sql, set().union(*wanted.values()))
     free = [j for j in jobs if wanted[j.job_id] <= held]

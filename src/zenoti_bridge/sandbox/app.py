@@ -30,6 +30,7 @@ from ..catalog import EVENT_TYPES, FAMILIES
 from ..errors import NotFound
 from .automations import ORGANIZATION, Attempt, InvalidWebhook, Webhook, WebhookSpec
 from .automations import event_names as family_event_names
+from .model import format_timestamp
 from .scenario import LEVELS
 from .service import Fired, Sandbox
 
@@ -101,7 +102,7 @@ def fired_json(fired: Fired) -> dict[str, Any]:
     return {
         "event_type": occurrence.event_type,
         "event_id": occurrence.event_id,
-        "event_timestamp": occurrence.envelope("")["event_timestamp"],
+        "event_timestamp": format_timestamp(occurrence.event_timestamp),
         "center_id": occurrence.center_id,
         "deliveries": [{"id": d.id, "webhook_id": d.webhook_id} for d in fired.deliveries],
     }
@@ -441,15 +442,7 @@ class Pages:
             except ValueError as exc:
                 error = str(exc)
             else:
-                fired = [
-                    {
-                        "event_type": f.occurrence.event_type,
-                        "event_id": f.occurrence.event_id,
-                        "timestamp": _when(f.occurrence.event_timestamp),
-                        "webhooks": len(f.deliveries),
-                    }
-                    for f in result
-                ]
+                fired = [fired_json(f) for f in result]
         return self.render(
             request,
             "trigger.html",
@@ -461,19 +454,8 @@ class Pages:
             chosen=chosen,
             fired=fired,
             levels=list(LEVELS),
-            scenario=self._scenario(),
+            scenario=scenario_json(self.sandbox),
         )
-
-    def _scenario(self) -> dict[str, Any] | None:
-        run = self.sandbox.scenario
-        if run is None or not run.running:
-            return None
-        return {
-            "level": run.level.name,
-            "speed": f"{run.speed:g}",
-            "sim_time": run.sim_time,
-            "emitted": run.emitted,
-        }
 
     async def play(self, request: Request) -> Response:
         form = await request.form()

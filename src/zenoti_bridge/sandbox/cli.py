@@ -43,9 +43,7 @@ def _settings(config: Path | None) -> Settings:
 def _base(config: Path | None, url: str | None) -> str:
     if url:
         return url.rstrip("/")
-    sandbox = _settings(config).sandbox
-    host = "127.0.0.1" if sandbox.host in ("0.0.0.0", "::", "") else sandbox.host  # noqa: S104
-    return f"http://{host}:{sandbox.port}"
+    return _settings(config).sandbox.local_url
 
 
 def _call(base: str, method: str, path: str, body: Any = None, **params: Any) -> Any:

@@ -98,19 +98,13 @@ class Sandbox:
             state = SandboxState(config.state, clock=self.clock)
         self.state = state
         self.mailer = mailer or make_mailer(config)
-        self.public_url = (public_url or config.public_url or self._bound_url()).rstrip("/")
+        self.public_url = (public_url or config.public_url or config.local_url).rstrip("/")
         self.engine = DeliveryEngine(
             state, self.clock, policy_from(config), self.mailer, self.failure_log_url
         )
         self.scenario: ScenarioRun | None = None
         self.play_on_start: tuple[str, float] | None = None  # (level, speed) to play at start
         self._lock = asyncio.Lock()
-
-    def _bound_url(self) -> str:
-        host = self.config.host
-        if host in ("0.0.0.0", "::", ""):  # noqa: S104 - naming the wildcard, not binding to it
-            host = "127.0.0.1"
-        return f"http://{host}:{self.config.port}"
 
     def failure_log_url(self, webhook: Webhook) -> str:
         """The page listing a webhook's failed attempts (linked from the deactivation email)."""

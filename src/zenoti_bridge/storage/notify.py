@@ -7,9 +7,10 @@ receipt-to-mirror latency. Intake processes announce that jobs arrived; worker p
 notification only means the next poll finds the job.
 
 Announcing costs nothing on the request path: an accepted event sets a flag, and one task per
-process sends at most one ``NOTIFY`` per ``interval`` (5 ms) on its own connection, outside the
-event's transaction. (A ``NOTIFY`` inside each insert would serialise every committing intake
-transaction on PostgreSQL's notification queue lock.)
+process sends at most one ``NOTIFY`` per ``interval`` (50 ms) on its own connection, outside
+the event's transaction. (A ``NOTIFY`` inside each insert would serialise every committing intake
+transaction on PostgreSQL's notification queue lock; a 5 ms interval woke workers so often under
+load that their many small batches slowed PostgreSQL down: see docs/performance.md.)
 """
 
 from __future__ import annotations
