@@ -76,7 +76,9 @@ def _call(base: str, method: str, path: str, body: Any = None, **params: Any) ->
 def run(
     config: ConfigOption = None,
     host: Annotated[str | None, typer.Option(help="Address [default: sandbox.host]")] = None,
-    port: Annotated[int | None, typer.Option(help="Port [default: sandbox.port]")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=0, max=65535, help="Port [default: sandbox.port]")
+    ] = None,
     level: Annotated[
         str, typer.Option(help="Size and pace of the world: quiet-spa, busy-salon, chain-20")
     ] = "busy-salon",
@@ -98,7 +100,6 @@ def run(
 
     from ..server import uvicorn_config
     from .app import build_app
-    from .scenario import level_named
     from .service import Sandbox
 
     settings = _settings(config)
@@ -113,7 +114,7 @@ def run(
         updates["state"] = str(state)
     options = settings.sandbox.model_copy(update=updates)
     try:
-        level_named(level)
+        sandbox = Sandbox(options, level=level, play_speed=speed if play else None)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     logging.basicConfig(
@@ -122,7 +123,6 @@ def run(
     logging.getLogger("httpx").setLevel(logging.WARNING)  # the delivery log has every request
 
     async def main() -> None:
-        sandbox = Sandbox(options, level=level)
         app = build_app(sandbox)
         server = uvicorn.Server(
             uvicorn_config(app, host=options.host, port=options.port, log_level=log_level)
@@ -134,7 +134,6 @@ def run(
         err.print(f"  pages {sandbox.public_url}/   API {sandbox.public_url}/api/docs")
         err.print(f"  state {options.state}; emails via {options.mail.transport}")
         if play:
-            sandbox.play_on_start = (level, speed)
             err.print(f"  playing {level} at {speed:g}x")
         await server.serve()
 

@@ -52,6 +52,11 @@ class ScenarioRun:
         return self.task is not None and not self.task.done()
 
 
+def _check_speed(speed: float) -> None:
+    if not 0 < speed <= 1_000_000:
+        raise ValueError(f"speed must be above 0 and at most 1,000,000, not {speed:g}")
+
+
 def make_mailer(config: SandboxConfig) -> Mailer:
     """The mailer the configuration asks for: the outbox folder, or an SMTP server."""
     mail = config.mail
@@ -85,7 +90,11 @@ class Sandbox:
         state: SandboxState | None = None,
         mailer: Mailer | None = None,
         public_url: str | None = None,
+        play_speed: float | None = None,
     ) -> None:
+        """``play_speed``: play the level's activity from :meth:`start` on, at that speed."""
+        if play_speed is not None:
+            _check_speed(play_speed)
         self.config = config
         self.clock = clock or RealClock()
         self.level = level_named(level)
@@ -103,7 +112,7 @@ class Sandbox:
             state, self.clock, policy_from(config), self.mailer, self.failure_log_url
         )
         self.scenario: ScenarioRun | None = None
-        self.play_on_start: tuple[str, float] | None = None  # (level, speed) to play at start
+        self.play_speed = play_speed
         self._lock = asyncio.Lock()
 
     def failure_log_url(self, webhook: Webhook) -> str:
@@ -115,8 +124,8 @@ class Sandbox:
     async def start(self) -> None:
         """Open the delivery engine, and play the scenario asked for at start."""
         await self.engine.start()
-        if self.play_on_start is not None:
-            await self.start_scenario(*self.play_on_start)
+        if self.play_speed is not None:
+            await self.start_scenario(self.level.name, self.play_speed)
 
     async def stop(self) -> None:
         """Stop the scenario and every pending delivery; close the state."""
@@ -158,8 +167,7 @@ class Sandbox:
     async def start_scenario(self, level: str, speed: float) -> ScenarioRun:
         """Play ``level``'s activity from now on, ``speed`` times faster than real time."""
         chosen = level_named(level)
-        if not 0 < speed <= 1_000_000:
-            raise ValueError(f"speed must be above 0 and at most 1,000,000, not {speed}")
+        _check_speed(speed)
         await self.stop_scenario()
         now = self._moment()
         run = ScenarioRun(chosen, speed, now, now)
