@@ -469,11 +469,11 @@ def _record_events(conn: sqlite3.Connection, events: list[IncomingEvent]) -> lis
     event. Rows with an id above the previous maximum are the ones this batch created.
     """
     (before,) = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()
+    received_at = [sqlite_time(event.received_at) for event in events]  # events' and jobs' rows
     for start in range(0, len(events), _ROWS_PER_STATEMENT):
         chunk = events[start : start + _ROWS_PER_STATEMENT]
         params: list[Any] = []
-        for event in chunk:
-            received = sqlite_time(event.received_at)
+        for event, received in zip(chunk, received_at[start:], strict=False):
             params += (
                 event.source,
                 event.event_id,
@@ -515,12 +515,11 @@ def _record_events(conn: sqlite3.Connection, events: list[IncomingEvent]) -> lis
     jobs: list[Any] = []
     job_rows = 0
     claimed: set[tuple[str, str]] = set()
-    for event in events:
+    for event, received in zip(events, received_at, strict=True):
         key = (event.source, event.event_id)
         if key in created and key not in claimed:
             claimed.add(key)
             pk = created[key]
-            received = sqlite_time(event.received_at)
             for consumer in event.consumers:
                 jobs += (
                     pk,
