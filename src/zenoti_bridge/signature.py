@@ -8,6 +8,7 @@ is constant-time against every configured secret, so secrets can be rotated.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from collections.abc import Sequence
@@ -56,6 +57,18 @@ def verify(body: bytes, header: str | None, secrets: Sequence[bytes]) -> Verdict
     matched = False
     for secret in secrets:
         # no early exit: the time taken does not tell which secret, if any, matched
-        expected = hmac.digest(secret, body, hashlib.sha256)
-        matched |= hmac.compare_digest(expected, claimed)
+        mac = _keyed(secret).copy()
+        mac.update(body)
+        matched |= hmac.compare_digest(mac.digest(), claimed)
     return Verdict.VALID if matched else Verdict.INVALID
+
+
+@functools.lru_cache(maxsize=64)
+def _keyed(secret: bytes) -> hmac.HMAC:
+    """An HMAC already keyed with ``secret``, to copy for each body.
+
+    Cheaper than ``hmac.digest`` (the key is not set up again), and, unlike it, a copy does not
+    give up the GIL for bodies under 2 KiB: on the intake's event loop each release let the
+    SQLite writer thread in, and the loop then waited to get the GIL back.
+    """
+    return hmac.new(secret, digestmod=hashlib.sha256)
