@@ -88,7 +88,7 @@ def test_sign_prints_the_header_zenoti_would_send(configured: Path) -> None:
 def test_migrate_then_list_sources_and_events(configured: Path) -> None:
     migrated = runner.invoke(app, ["migrate"])
     assert migrated.exit_code == 0, migrated.output
-    assert "empty -> 0002" in migrated.output
+    assert "empty -> 0003" in migrated.output
     sources = runner.invoke(app, ["sources", "list"])
     assert sources.exit_code == 0 and "demo" in sources.output
     events = runner.invoke(app, ["events", "list", "--json"])

@@ -24,10 +24,10 @@ log = logging.getLogger(__name__)
 _RECORD_NEW = """
 WITH new_event AS (
     INSERT INTO events (source, event_id, delivery_id, event_type, type_name, family, resource,
-        entity_id, routed, status, event_schema, event_timestamp, event_ts, received_at,
-        last_seen_at, delivery_count, verb, signature, headers, query, body)
+        entity_id, ordering_key, routed, status, event_schema, event_timestamp, event_ts,
+        received_at, last_seen_at, delivery_count, verb, signature, headers, query, body)
     VALUES (%(source)s, %(event_id)s, %(delivery_id)s, %(event_type)s, %(type_name)s, %(family)s,
-        %(resource)s, %(entity_id)s, %(routed)s, %(status)s, %(event_schema)s,
+        %(resource)s, %(entity_id)s, %(ordering_key)s, %(routed)s, %(status)s, %(event_schema)s,
         %(event_timestamp)s, %(event_ts)s, %(received_at)s, %(received_at)s, 1, %(verb)s,
         %(signature)s, %(headers)s, %(query)s, %(body)s)
     ON CONFLICT (source, event_id) DO NOTHING

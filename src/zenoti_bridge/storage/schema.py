@@ -40,6 +40,7 @@ events = Table(
     Column("family", Text),
     Column("resource", Text),
     Column("entity_id", Text),
+    Column("ordering_key", Text),  # copied to its jobs; on SQLite, by the intake's trigger
     Column("routed", Boolean, nullable=False),
     Column("status", Text, nullable=False),
     Column("event_schema", Text),
