@@ -15,6 +15,7 @@ from zenoti_bridge.errors import StorageUnavailable
 from zenoti_bridge.storage import IncomingEvent, Outcome, QuarantineItem, Store, open_store
 from zenoti_bridge.storage import migrate as migrations
 from zenoti_bridge.storage.queries import Reader
+from zenoti_bridge.storage.sqlite import SQLiteStore
 
 RECEIVED = datetime(2026, 11, 26, 12, 0, 0, 123456, tzinfo=UTC)
 
@@ -85,6 +86,51 @@ async def test_the_same_event_id_in_two_sources_is_two_events(store: Store, read
     with pytest.raises(Exception, match="several sources"):
         reader.get_event(f"{1:024x}")
     assert reader.get_event(f"{1:024x}", source="globex").source == "globex"
+
+
+async def test_a_batch_of_new_known_and_twin_events_answers_each_one_right(
+    store: Store, reader: Reader
+) -> None:
+    # sent together, these are written as one batch where the store batches
+    known = await store.record_event(incoming(1))
+    batch = [
+        incoming(1, delivery_id="again"),
+        incoming(2),
+        incoming(3),
+        incoming(2, delivery_id="twin"),
+        incoming(4),
+    ]
+    results = await asyncio.gather(*(store.record_event(event) for event in batch))
+    again, first, third, second, fourth = results
+    assert again.outcome is Outcome.DUPLICATE and again.event_pk == known.event_pk
+    assert {first.outcome, second.outcome} == {Outcome.ACCEPTED, Outcome.DUPLICATE}  # twins
+    assert first.event_pk == second.event_pk
+    assert third.outcome is Outcome.ACCEPTED and fourth.outcome is Outcome.ACCEPTED
+    for n, result in ((2, first), (3, third), (4, fourth)):
+        stored = reader.get_event(f"{n:024x}")
+        assert stored.pk == result.event_pk
+        assert [(j["consumer"], j["ordering_key"]) for j in stored.jobs] == [
+            ("mirror", f"guest:guest-{n}")
+        ]
+    assert reader.get_event(f"{1:024x}").delivery_count == 2
+    assert reader.get_event(f"{2:024x}").delivery_count == 2
+    assert reader.count_jobs() == 4
+
+
+async def test_events_with_different_consumers_in_one_batch_get_their_own_jobs(
+    store: Store, reader: Reader
+) -> None:
+    sets = [("mirror",), ("mirror", "http:crm"), (), ("http:crm",), ("mirror",)]
+    await asyncio.gather(
+        *(
+            store.record_event(incoming(n, consumers=consumers, routed=bool(consumers)))
+            for n, consumers in enumerate(sets, 1)
+        )
+    )
+    for n, consumers in enumerate(sets, 1):
+        stored = reader.get_event(f"{n:024x}")
+        assert sorted(j["consumer"] for j in stored.jobs) == sorted(consumers), n
+        assert all(j["ordering_key"] == f"guest:guest-{n}" for j in stored.jobs)
 
 
 async def test_unrouted_events_get_no_jobs(store: Store, reader: Reader) -> None:
@@ -161,6 +207,7 @@ async def test_sqlite_waits_in_the_writer_thread_while_another_process_writes(
         assert not pending.done(), "the event waits for the lock; the event loop does not"
         other.execute("COMMIT")
         assert (await asyncio.wait_for(pending, 5)).outcome is Outcome.ACCEPTED
+        assert isinstance(store, SQLiteStore) and store.stats.busy_waits > 0
         assert (await store.record_event(incoming(2))).outcome is Outcome.ACCEPTED
     finally:
         other.close()
