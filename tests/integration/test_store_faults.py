@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import shutil
 import socket
-import sqlite3
 import subprocess
 import time
 from collections.abc import AsyncIterator
@@ -26,8 +25,8 @@ from tests.conftest import IN_CI, SettingsFactory
 from tests.integration.test_intake import event_body, signed
 from tests.integration.test_store_contract import incoming
 from zenoti_bridge.app import BridgeApp
-from zenoti_bridge.storage import Outcome, open_store
 from zenoti_bridge.storage import migrate as migrations
+from zenoti_bridge.storage import open_store
 from zenoti_bridge.storage.queries import Reader
 from zenoti_bridge.storage.sqlite import SQLiteStore
 
@@ -234,59 +233,3 @@ async def test_the_sqlite_wal_stays_near_its_limit_under_continuous_writes(tmp_p
     assert largest < 8 * limit, f"the WAL reached {largest:,} bytes (limit {limit:,})"
     with Reader(f"sqlite:///{path}") as reader:
         assert reader.stats()["events"]["total"] == 3000
-
-
-async def test_the_sqlite_wal_is_created_at_its_limit_and_never_grows_past_it(
-    tmp_path: Path,
-) -> None:
-    """Commits overwrite blocks the WAL file already has: a growing file made every fsync a file
-    system journal commit too, and those stalled commits for up to 180 ms after each start."""
-    path = tmp_path / "bridge.db"
-    wal = path.with_name("bridge.db-wal")
-    migrations.upgrade(f"sqlite:///{path}")
-    limit = 4 * 1024 * 1024
-    store = SQLiteStore(path, wal_limit_bytes=limit, checkpoint_interval=0.01)
-    await store.start()
-    sizes = {wal.stat().st_size}
-    body = b'{"raw": "' + b"x" * 3000 + b'"}'
-    try:
-        for start in range(0, 4000, 50):  # about 20 MB/s: a restart in time leaves room
-            await asyncio.gather(
-                *(store.record_event(incoming(n, body=body)) for n in range(start, start + 50))
-            )
-            sizes.add(wal.stat().st_size)
-            await asyncio.sleep(0.005)
-    finally:
-        await store.stop()
-    assert 4000 * len(body) > 2 * limit  # the WAL was written over several times
-    assert sizes == {limit}, f"WAL sizes seen: {sorted(sizes)}"
-    with Reader(f"sqlite:///{path}") as reader:
-        assert reader.stats()["events"]["total"] == 4000
-
-
-async def test_a_wal_in_use_at_start_is_left_as_it_is(tmp_path: Path) -> None:
-    """Only a WAL that does not exist is preallocated: one that exists holds commits."""
-    path = tmp_path / "bridge.db"
-    migrations.upgrade(f"sqlite:///{path}")
-    other = sqlite3.connect(path, isolation_level=None)  # another process, not checkpointing
-    other.execute("PRAGMA journal_mode=WAL")
-    other.execute("PRAGMA wal_autocheckpoint=0")
-    other.execute("INSERT INTO store_probe (id, checked_at) VALUES (1, 'before the start')")
-    wal = path.with_name("bridge.db-wal")
-    before = wal.stat().st_size
-    store = SQLiteStore(path, wal_limit_bytes=4 * 1024 * 1024)
-    await store.start()
-    try:
-        assert wal.stat().st_size == before
-        assert (await store.record_event(incoming(1))).outcome is Outcome.ACCEPTED
-    finally:
-        await store.stop()
-        other.close()
-    check = sqlite3.connect(path)
-    try:
-        assert check.execute("SELECT checked_at FROM store_probe").fetchall() == [
-            ("before the start",)
-        ]
-        assert check.execute("SELECT count(*) FROM events").fetchone() == (1,)
-    finally:
-        check.close()

@@ -20,9 +20,7 @@ the commits that coincide with a checkpoint are the slow ones. A passive checkpo
 a WAL that is written to without pause, so once the WAL's frames fill 7/8 of ``wal_limit_bytes``
 the checkpointer catches up and the writer thread, between two batches, runs a ``RESTART``
 checkpoint, which has only the last few frames left to copy: the next commit writes the WAL from
-its start again. The WAL file itself is created at ``wal_limit_bytes``, zero-filled, when the store
-starts, so commits always overwrite blocks the file already has, and their fsyncs never wait for a
-file-system journal commit (see ``_preallocate_wal``).
+its start again, over blocks the file already has, and the file stays under the limit.
 """
 
 from __future__ import annotations
@@ -31,7 +29,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import os
 import sqlite3
 import threading
 import time
@@ -134,7 +131,6 @@ class SQLiteStore:
         # passive checkpoint does nothing, and it would go on doing nothing
         with contextlib.suppress(sqlite3.Error):
             await asyncio.to_thread(self._enable_wal)
-        await asyncio.to_thread(self._preallocate_wal)
         self._loop = asyncio.get_running_loop()
         self._closing = False
         self._stopping.clear()
@@ -367,35 +363,6 @@ class SQLiteStore:
         finally:
             conn.close()
 
-    def _preallocate_wal(self) -> None:
-        """Create the WAL file at its full size, zero-filled, before SQLite opens it.
-
-        While a WAL file grows, every commit's fsync also has to commit the file system's
-        journal (the file's size and new blocks), and those commits queue behind the
-        checkpointer's writes to the database file: in the first seconds after a start, commits
-        took up to 180 ms, and the intake's p99 went from 11 to 20-120 ms. Over blocks the file
-        already has, an fsync writes data only. SQLite reads a WAL whose header is not valid as
-        an empty one and writes it from the start, as after a checkpoint; ``journal_size_limit``
-        keeps it at this size. Only a file that does not exist is created: an existing one is
-        in use, or holds a crashed process's commits for SQLite to recover.
-        """
-        wal = Path(f"{self.path}-wal")
-        try:
-            mode = self.path.stat().st_mode & 0o666
-            fd = os.open(wal, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-        except OSError:
-            return
-        try:
-            zeros = bytes(1 << 20)
-            remaining = self.wal_limit_bytes
-            while remaining > 0:
-                remaining -= os.write(fd, zeros[: min(remaining, len(zeros))])
-            os.fsync(fd)
-        except OSError as exc:  # a disk too full for it: SQLite grows the file as it goes
-            log.warning("could not preallocate the WAL file %s: %s", wal, exc)
-        finally:
-            os.close(fd)
-
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
             conn = sqlite3.connect(
@@ -502,9 +469,8 @@ _EVENT_COLUMNS = (
 )
 _EVENT_ROW = "(" + ", ".join(["?"] * 16 + ["1"] + ["?"] * 5) + ")"
 _RESTART_FRAMES_LEFT = 64  # the WAL frames a RESTART may still have to copy
-# The WAL is rewound once its frames fill 7/8 of wal_limit_bytes: the file was created at the
-# limit (see _preallocate_wal), and frames written past its end would grow it again (and
-# journal_size_limit would cut it back), each a file-system journal commit that stalls commits.
+# The WAL is rewound once its frames fill 7/8 of wal_limit_bytes, so that it is rewound before
+# the file passes the limit (journal_size_limit would then cut it back, and it would grow again).
 _RESTART_AT = 7 / 8
 _MAX_ROWS = 32766 // 21  # bound parameters per statement: SQLite allows 32,766
 
