@@ -259,35 +259,33 @@ class SQLiteStore:
         return outcomes
 
     def _insert(self, conn: sqlite3.Connection, events: list[IncomingEvent]) -> Outcomes:
-        """One statement: the events, their jobs (the trigger) and the commit, all or nothing."""
+        """One statement: the events, their jobs (the trigger) and the commit, all or nothing.
+
+        It raises only while nothing is written. Once the statement has committed, errors become
+        outcomes: the batch must not be written again event by event.
+        """
         sql, params = _insert_sql(len(events)), _event_params(events)
         cursor = self._patiently(lambda: conn.execute(sql, params))
-        created, last = cursor.rowcount, cursor.lastrowid
+        created, last = cursor.rowcount, int(cursor.lastrowid or 0)
         if created == len(events):  # all new: their ids are consecutive, in order
-            first = int(last or 0) - created + 1
+            first = last - created + 1
             return [(Recorded(Outcome.ACCEPTED, first + n), None) for n in range(created)]
-        ids: dict[tuple[str, str], int] = {}
-        if created > 0:
-            rows = conn.execute(_CREATED, (int(last or 0) - created + 1, last)).fetchall()
-            ids = {(source, event_id): pk for pk, source, event_id in rows}
-        outcomes: Outcomes = []
-        duplicates: list[tuple[int, IncomingEvent]] = []
-        for event in events:
-            pk = ids.pop((event.source, event.event_id), None)  # the first of twins is new
-            if pk is None:
-                duplicates.append((len(outcomes), event))
-                outcomes.append((None, None))
-            else:
-                outcomes.append((Recorded(Outcome.ACCEPTED, pk), None))
         try:
-            seen = self._transaction(
-                lambda c: [_record_duplicate(c, event) for _, event in duplicates]
-            )
+            rows = conn.execute(_CREATED, (last - created + 1, last)).fetchall() if created else []
+        except sqlite3.Error as exc:  # stored or known: Zenoti's retry is answered duplicate
+            return [(None, _unavailable(exc))] * len(events)
+        ids = {(source, event_id): pk for pk, source, event_id in rows}
+        new = [ids.pop((event.source, event.event_id), None) for event in events]  # twins: 1st
+        known = [event for event, pk in zip(events, new, strict=True) if pk is None]
+        try:
+            seen = iter(self._transaction(lambda c: [_record_duplicate(c, e) for e in known]))
         except Exception as exc:  # the new events are committed: only the duplicates fail
-            seen = [_unavailable(exc)] * len(duplicates)
-        for (slot, _), value in zip(duplicates, seen, strict=True):
-            outcomes[slot] = (None, value) if isinstance(value, BaseException) else (value, None)
-        return outcomes
+            failed = _unavailable(exc)
+            return [
+                (None, failed) if pk is None else (Recorded(Outcome.ACCEPTED, pk), None)
+                for pk in new
+            ]
+        return [(next(seen) if pk is None else Recorded(Outcome.ACCEPTED, pk), None) for pk in new]
 
     def _each_alone(self, events: list[IncomingEvent]) -> Outcomes:
         outcomes: Outcomes = []
@@ -297,7 +295,6 @@ class SQLiteStore:
                 self._use_consumers(conn, event.consumers)
                 outcomes += self._insert(conn, [event])
             except Exception as exc:
-                self._rollback()
                 outcomes.append((None, _unavailable(exc)))
         return outcomes
 
@@ -433,8 +430,8 @@ class SQLiteStore:
     def _catch_up(self, conn: sqlite3.Connection) -> None:
         """Copy nearly every frame before the writer's RESTART, which holds up every commit.
 
-        A RESTART right before the next pass had up to one interval of commits to copy and
-        sync; the commits waiting behind it stalled for 15 to 65 ms.
+        Otherwise a RESTART right before the next pass would have up to one interval of commits
+        to copy and sync while every batch waits.
         """
         for _ in range(4):
             _, frames, done = conn.execute("PRAGMA main.wal_checkpoint(PASSIVE)").fetchone()
