@@ -8,6 +8,7 @@ is constant-time against every configured secret, so secrets can be rotated.
 
 from __future__ import annotations
 
+import binascii
 import functools
 import hashlib
 import hmac
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 from enum import StrEnum
 
 DEFAULT_HEADER = "zenoti-webhook-signature"
-_NOISE = str.maketrans("", "", " \t\r\n=:-")
+_NOISE = b" \t\r\n=:-"
 
 
 class Verdict(StrEnum):
@@ -33,21 +34,29 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256 =" + "-".join(f"{byte:02X}" for byte in digest)
 
 
-def parse(header: str) -> bytes | None:
-    """The 32 digest bytes in a signature header value, or None if it holds none."""
-    text = header.strip()
-    if text[:6].lower() == "sha256":
+def parse(header: str | bytes) -> bytes | None:
+    """The 32 digest bytes in a signature header value, or None if it holds none.
+
+    Works on the header's bytes (as received; text is encoded as latin-1): the noise characters
+    go first, then an ``sha256`` prefix in any case, and the 64 hex digits left are decoded.
+    """
+    if isinstance(header, str):
+        try:
+            header = header.encode("latin-1")
+        except UnicodeEncodeError:
+            return None
+    text = header.translate(None, _NOISE)
+    if text[:6].lower() == b"sha256":
         text = text[6:]
-    text = text.translate(_NOISE)
     if len(text) != 64:
         return None
     try:
-        return bytes.fromhex(text)
-    except ValueError:
+        return binascii.unhexlify(text)
+    except binascii.Error:
         return None
 
 
-def verify(body: bytes, header: str | None, secrets: Sequence[bytes]) -> Verdict:
+def verify(body: bytes, header: str | bytes | None, secrets: Sequence[bytes]) -> Verdict:
     """Check a signature header against the body with any of the secrets (as bytes)."""
     if header is None or not header.strip():
         return Verdict.MISSING

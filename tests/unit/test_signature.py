@@ -57,3 +57,14 @@ def test_malformed_headers_are_invalid(header: str) -> None:
 @pytest.mark.parametrize("header", [None, "", "   "])
 def test_absent_headers_are_missing(header: str | None) -> None:
     assert signature.verify(BODY, header, SECRETS) is Verdict.MISSING
+
+
+def test_a_header_may_arrive_as_the_bytes_on_the_wire() -> None:
+    header = signature.sign("current", BODY)
+    assert signature.verify(BODY, header.encode("latin-1"), SECRETS) is Verdict.VALID
+    assert signature.verify(BODY, b"sha256 =zz", SECRETS) is Verdict.INVALID
+    assert signature.verify(BODY, b"  ", SECRETS) is Verdict.MISSING
+
+
+def test_text_that_cannot_be_header_bytes_is_invalid() -> None:
+    assert signature.verify(BODY, "sha256 =" + "\u20ac" * 64, SECRETS) is Verdict.INVALID

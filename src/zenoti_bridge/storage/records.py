@@ -66,7 +66,7 @@ class QuarantineItem:
     event_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per event on the hot path
 class Recorded:
     outcome: Outcome
     event_pk: int
