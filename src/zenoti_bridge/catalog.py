@@ -70,7 +70,7 @@ def _field(*path: str) -> KeyFn:
     def get(data: Any) -> str | None:
         node = data
         for part in path:
-            if not isinstance(node, Mapping):
+            if type(node) is not dict and not isinstance(node, Mapping):
                 return None
             node = node.get(part)
         return normalize_id(node)
