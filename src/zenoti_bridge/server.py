@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 import importlib.util
 import logging
-import sys
 from typing import Any
 
 import uvicorn
@@ -48,7 +47,6 @@ def run(
     pool = workers_for(store, settings) if workers else None
     app = BridgeApp(settings, store, workers=pool)
     freeze_startup_objects()
-    share_the_interpreter(store.backend)
     uvicorn.Server(uvicorn_config(app, host=host, port=port, log_level=log_level)).run()
 
 
@@ -63,22 +61,3 @@ def freeze_startup_objects() -> None:
     """
     gc.collect()
     gc.freeze()
-
-
-# How long a thread waiting for the GIL lets the running one go on before asking it to yield.
-SQLITE_SWITCH_INTERVAL = 0.0005
-
-
-def share_the_interpreter(backend: str) -> None:
-    """With SQLite, let the writer thread back onto the interpreter within 0.5 ms.
-
-    The writer thread commits without the GIL, and needs it back to hand the outcomes to the
-    event loop and to take the next batch. The loop answers requests in bursts (every request
-    that arrived during one poll), holding the GIL throughout, so with Python's default of 5 ms
-    the writer sat idle up to that long with a finished commit: every answer of the batch waited,
-    and so did the next batch. At 0.5 ms the intake benchmark stored 3 % more events per second
-    (docs/performance.md); the loop gives the GIL up only when the writer asks for it, so a
-    process without a SQLite writer is not affected, and nothing changes for PostgreSQL.
-    """
-    if backend == "sqlite":
-        sys.setswitchinterval(SQLITE_SWITCH_INTERVAL)
