@@ -11,22 +11,12 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterator
+from itertools import accumulate
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-INTAKE_OUTCOMES = (
-    "accepted",
-    "duplicate",
-    "ping",
-    "quarantined",
-    "unauthorized",
-    "not_found",
-    "method_not_allowed",
-    "too_large",
-    "unavailable",
-)
 STORE_SECONDS_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 
 
@@ -44,16 +34,10 @@ class Histogram:
         self.counts[bisect_left(self.bounds, value)] += 1
         self.total += value
 
-    def cumulative(self) -> list[tuple[str, float]]:
+    def cumulative(self) -> list[tuple[str, int]]:
         """The buckets as Prometheus reports them: ``le`` bound and count at or below it."""
-        running = 0
-        buckets: list[tuple[str, float]] = []
-        for bound, count in zip(
-            (*map(repr, map(float, self.bounds)), "+Inf"), self.counts, strict=True
-        ):
-            running += count
-            buckets.append((bound, running))
-        return buckets
+        bounds = [repr(float(bound)) for bound in self.bounds] + ["+Inf"]
+        return list(zip(bounds, accumulate(self.counts), strict=True))
 
 
 class Metrics:
