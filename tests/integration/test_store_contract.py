@@ -133,6 +133,13 @@ async def test_events_with_different_consumers_in_one_batch_get_their_own_jobs(
         assert all(j["ordering_key"] == f"guest:guest-{n}" for j in stored.jobs)
 
 
+async def test_a_consumer_name_with_a_quote_gets_its_job(store: Store, reader: Reader) -> None:
+    # SQLite's writer spells the consumers into its job trigger as SQL literals
+    await store.record_event(incoming(consumers=("http:o'brien", "mirror")))
+    stored = reader.get_event(f"{1:024x}")
+    assert [j["consumer"] for j in stored.jobs] == ["http:o'brien", "mirror"]
+
+
 async def test_unrouted_events_get_no_jobs(store: Store, reader: Reader) -> None:
     await store.record_event(incoming(routed=False, consumers=()))
     stored = reader.get_event(f"{1:024x}")
