@@ -81,7 +81,7 @@ def _run(url: str, step: Callable[[Config], None]) -> None:
         with engine.begin() as connection:
             if connection.dialect.name == "postgresql":
                 connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
-            else:  # takes effect only while the file is still empty
+            elif connection.dialect.name == "sqlite":  # takes effect while the file is empty
                 connection.exec_driver_sql(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")
             config.attributes["connection"] = connection
             step(config)

@@ -76,7 +76,7 @@ def sqlite_time(value: datetime) -> str:
 
 Op = Callable[[sqlite3.Connection], Any]
 Row = tuple[Any, ...]  # one event's parameters of the batch statement
-Queued = tuple[IncomingEvent, Row, "asyncio.Future[Any]"]
+Queued = tuple[IncomingEvent, Row, asyncio.Future[Any]]  # an event waiting for the writer
 _T = TypeVar("_T")
 Outcomes = list[tuple[Any, BaseException | None]]
 
@@ -117,7 +117,7 @@ class SQLiteStore:
         self._consumers: tuple[str, ...] = ()  # what the connection's job trigger inserts
         self._loop: asyncio.AbstractEventLoop | None = None
         # filled by the event loop, emptied by the writer thread (deque operations are atomic)
-        self._events: deque[tuple[IncomingEvent, Row, asyncio.Future[Any]]] = deque()
+        self._events: deque[Queued] = deque()
         self._ops: deque[tuple[Op, asyncio.Future[Any]]] = deque()
         self._unsettled = 0  # futures handed to the writer and not settled yet (event loop only)
         self._closing = False
@@ -243,9 +243,9 @@ class SQLiteStore:
         except Exception as exc:  # anything else as it is (a bug)
             return None, exc
 
-    def _write_events(self, events: list[Queued]) -> Outcomes:
+    def _write_events(self, queued: list[Queued]) -> Outcomes:
         outcomes: Outcomes = []
-        for consumers, run in _runs_by_consumers(events):
+        for consumers, run in _runs_by_consumers(queued):
             try:
                 conn = self._connection()
                 self._use_consumers(conn, consumers)
@@ -258,8 +258,8 @@ class SQLiteStore:
                 self.stats.fallbacks += 1
                 outcomes += self._each_alone(run)
         self.stats.batches += 1
-        self.stats.writes += len(events)
-        self.stats.largest_batch = max(self.stats.largest_batch, len(events))
+        self.stats.writes += len(queued)
+        self.stats.largest_batch = max(self.stats.largest_batch, len(queued))
         return outcomes
 
     def _insert(self, conn: sqlite3.Connection, queued: list[Queued]) -> Outcomes:
