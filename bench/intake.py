@@ -132,8 +132,9 @@ def parse_args(argv: list[str] | None) -> Options:
     parser.add_argument(
         "--max-rate",
         type=int,
-        default=30000,
-        help="highest rate expected from any target; sizes the event files",
+        default=60000,
+        help="highest rate expected from any target (the no-op baseline is the fastest); "
+        "sizes the event files",
     )
     parser.add_argument(
         "--postgres-url",
