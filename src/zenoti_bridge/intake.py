@@ -182,27 +182,29 @@ class Intake:
                 received_at,
             )
         kind = catalog.lookup(envelope.event_type)
+        entity_id, ordering_key = kind.keys(envelope.data)
+        # positional: with 20 fields, keyword arguments cost a microsecond more per request
         event = IncomingEvent(
-            source=name,
-            event_id=envelope.event_id,
-            delivery_id=envelope.delivery_id,
-            event_type=envelope.event_type,
-            type_name=kind.name,
-            family=kind.family,
-            resource=kind.resource,
-            entity_id=kind.entity_id(envelope.data),
-            ordering_key=kind.ordering_key(envelope.data),
-            routed=kind.routed,
-            event_schema=envelope.event_schema,
-            event_timestamp=envelope.event_timestamp,
-            event_ts=envelope.timestamp,
-            received_at=received_at,
-            verb=verb,
-            signature=verdict,
-            headers=headers_json,
-            query=query_text,
-            body=body,
-            consumers=self.consumers if kind.routed else (),
+            name,  # source
+            envelope.event_id,
+            envelope.delivery_id,
+            envelope.event_type,
+            kind.name,  # type_name
+            kind.family,
+            kind.resource,
+            entity_id,
+            ordering_key,
+            kind.routed,
+            envelope.event_schema,
+            envelope.event_timestamp,
+            envelope.timestamp,  # event_ts
+            received_at,
+            verb,
+            verdict,  # signature
+            headers_json,  # headers
+            query_text,  # query
+            body,
+            self.consumers if kind.routed else (),  # consumers
         )
         started = time.perf_counter()
         try:

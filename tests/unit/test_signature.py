@@ -68,3 +68,22 @@ def test_a_header_may_arrive_as_the_bytes_on_the_wire() -> None:
 
 def test_text_that_cannot_be_header_bytes_is_invalid() -> None:
     assert signature.verify(BODY, "sha256 =" + "\u20ac" * 64, SECRETS) is Verdict.INVALID
+
+
+def test_without_openssl_hmac_the_verdicts_are_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    body = b'{"event_id": "x"}'
+    header = signature.sign("s1", body)
+    cases = [
+        (header, [b"s1"]),
+        (header, [b"s2", b"s1"]),
+        (header, [b"s2"]),
+        ("sha256 =00", [b"s1"]),
+    ]
+    with_openssl = [signature.verify(body, h, secrets) for h, secrets in cases]
+    monkeypatch.setattr(signature, "_openssl_hmac", None)
+    signature._keyed.cache_clear()
+    try:
+        assert [signature.verify(body, h, secrets) for h, secrets in cases] == with_openssl
+    finally:
+        signature._keyed.cache_clear()
+    assert with_openssl == ["valid", "valid", "invalid", "invalid"]
