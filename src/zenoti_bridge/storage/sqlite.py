@@ -3,16 +3,17 @@
 One connection writes, and one thread uses it: the writer thread runs the group-commit loop. The
 event loop only queues events, each with its statement parameters already built, and operations,
 and wakes the thread; the thread takes every event that arrived while it was busy, joins their
-parameters and writes them in one transaction: ONE multi-row ``INSERT ... ON CONFLICT DO
-NOTHING`` for the events, one ``INSERT ... SELECT`` for the new events' jobs, and the commit
-(syncing the WAL). During each ``sqlite3_step`` the thread does not hold the GIL. The thread
-then posts the outcomes to the event loop and goes straight on to the next batch, so the GIL
-changes hands about once per batch instead of twice per event: the loop answers one batch while
-the next one commits. New rows get consecutive ids (one statement, one writer), so when every
-event of a batch is new, its ids follow from ``lastrowid``, and its jobs are those of the events
-in that id range; a batch with duplicates reads which ids it created and records the duplicate
-deliveries in a second transaction. Operations (quarantine, the probe, workers' batches) run
-whole in the same thread, in their own transactions, taking turns with the events.
+parameters and writes them as ONE statement in autocommit mode (a multi-row
+``INSERT ... ON CONFLICT DO NOTHING``): SQLite begins, inserts, runs a temporary trigger that
+inserts each new event's jobs from its row, and commits (syncing the WAL), all inside a single
+``sqlite3_step`` during which the thread does not hold the GIL. The thread then posts the
+outcomes to the event loop and goes straight on to the next batch, so the GIL changes hands once
+per batch instead of once per statement and twice per hand-off between loop and thread: the
+loop answers one batch while the next one commits. New rows get consecutive ids (one statement,
+one writer), so when every event of a batch is new, its ids follow from ``lastrowid``; a batch
+with duplicates reads which ids it created and records the duplicate deliveries in a second
+transaction. Operations (quarantine, the probe, workers' batches) run whole in the same thread,
+in their own transactions, taking turns with the events.
 
 The writer never checkpoints on its own (``wal_autocheckpoint=0``). A checkpointer thread on a
 second connection runs passive checkpoints, short and frequent (every 50 ms by default) because
@@ -132,6 +133,7 @@ class SQLiteStore:
         self.max_batch = max(1, min(max_batch, _MAX_ROWS))
         self.stats = WriterStats()
         self._conn: sqlite3.Connection | None = None
+        self._consumers: tuple[str, ...] = ()  # what the connection's job trigger inserts
         self._loop: asyncio.AbstractEventLoop | None = None
         # filled by the event loop, emptied by the writer thread (deque operations are atomic)
         self._events: deque[Queued] = deque()
@@ -264,7 +266,9 @@ class SQLiteStore:
         outcomes: Outcomes = []
         for consumers, run in _runs_by_consumers(queued):
             try:
-                outcomes += self._insert(self._connection(), consumers, run)
+                conn = self._connection()
+                self._use_consumers(conn, consumers)
+                outcomes += self._insert(conn, run)
             except sqlite3.OperationalError as exc:  # I/O error, disk full, locked for too long
                 self.stats.failed_batches += 1
                 self._reset_connection()
@@ -277,26 +281,16 @@ class SQLiteStore:
         self.stats.largest_batch = max(self.stats.largest_batch, len(queued))
         return outcomes
 
-    def _insert(
-        self, conn: sqlite3.Connection, consumers: tuple[str, ...], queued: list[Queued]
-    ) -> Outcomes:
-        """One transaction: the events, then the new ones' jobs, then the commit.
+    def _insert(self, conn: sqlite3.Connection, queued: list[Queued]) -> Outcomes:
+        """One statement: the events, their jobs (the trigger) and the commit, all or nothing.
 
-        It raises only while nothing is written. Once the transaction has committed, errors
-        become outcomes: the batch must not be written again event by event.
+        It raises only while nothing is written. Once the statement has committed, errors become
+        outcomes: the batch must not be written again event by event.
         """
         sql = _insert_sql(len(queued))
         params = list(itertools.chain.from_iterable([row for _, row, _ in queued]))
-        self._patiently(lambda: conn.execute("BEGIN IMMEDIATE"))
-        try:
-            cursor = conn.execute(sql, params)
-            created, last = cursor.rowcount, int(cursor.lastrowid or 0)
-            if created and consumers:
-                conn.execute(_jobs_sql(consumers), (last - created + 1, last))
-            conn.execute("COMMIT")
-        except BaseException:
-            self._rollback()
-            raise
+        cursor = self._patiently(lambda: conn.execute(sql, params))
+        created, last = cursor.rowcount, int(cursor.lastrowid or 0)
         if created == len(queued):  # all new: their ids are consecutive, in order
             first = last - created + 1
             return [(Recorded(Outcome.ACCEPTED, first + n), None) for n in range(created)]
@@ -322,10 +316,24 @@ class SQLiteStore:
         outcomes: Outcomes = []
         for one in queued:
             try:
-                outcomes += self._insert(self._connection(), one[0].consumers, [one])
+                conn = self._connection()
+                self._use_consumers(conn, one[0].consumers)
+                outcomes += self._insert(conn, [one])
             except Exception as exc:
                 outcomes.append((None, _unavailable(exc)))
         return outcomes
+
+    def _use_consumers(self, conn: sqlite3.Connection, consumers: tuple[str, ...]) -> None:
+        """Give the connection a job trigger for these consumers (unrouted events need none).
+
+        The consumers' names are literals in the trigger; reading them from a temporary table
+        for every event cost SQLite 2.5 % more instructions per batch (callgrind).
+        """
+        if not consumers or consumers == self._consumers:
+            return
+        conn.execute("DROP TRIGGER IF EXISTS temp.zb_event_jobs")
+        conn.execute(_jobs_trigger(consumers))
+        self._consumers = consumers
 
     def _transaction(self, op: Op) -> Any:
         conn = self._connection()
@@ -398,6 +406,7 @@ class SQLiteStore:
                 conn.close()
                 raise
             self._conn = conn
+            self._consumers = ()
         return self._conn
 
     def _rollback(self) -> None:
@@ -488,27 +497,32 @@ _RESTART_AT = 7 / 8
 _MAX_ROWS = 32766 // 21  # bound parameters per statement: SQLite allows 32,766
 
 
-@functools.cache
-def _jobs_sql(consumers: tuple[str, ...]) -> str:
-    """The jobs of the events with ids in a range that have jobs: one per consumer, in order.
+def _jobs_trigger(consumers: tuple[str, ...]) -> str:
+    """The writing connection's own (TEMP) trigger: one job per consumer, in their order.
 
-    A statement of its own, not a trigger on events: with a row trigger SQLite copies every row
-    of a multi-row INSERT into a temporary table first, and the batch statement with the trigger
-    cost 1.43 times the SQLite instructions of the two statements (callgrind, batches of 16).
-    The consumers' names are literals: reading them from a table cost more.
+    Other connections, and PostgreSQL, insert jobs themselves. A temporary trigger may name
+    main's tables only unqualified.
+
+    A row trigger makes SQLite copy every row of the multi-row INSERT into a temporary table
+    first: the jobs as a second statement (``INSERT ... SELECT`` over the batch's id range, in
+    one transaction) cost SQLite 30 % fewer instructions per batch of 16 (callgrind). But then
+    the writer needs the GIL between its statements, and the commit waits while the event loop
+    answers a batch: interleaved with this trigger on 2026-11-27, 4,829 events/s against 6,018
+    (four rounds of ``bench/intake.py``'s load). One statement it stays.
     """
-    names = " UNION ALL ".join(
-        f"SELECT {_literal(name)} AS name, {order} AS position"
-        for order, name in enumerate(consumers)
+    rows = ", ".join(
+        f"(NEW.id, {_literal(name)}, '{JobStatus.QUEUED}', NEW.ordering_key, 0, NEW.received_at, "
+        "NEW.received_at, NEW.received_at)"
+        for name in consumers
     )
     return f"""
-INSERT INTO jobs (event_pk, consumer, status, ordering_key, attempts, run_at, created_at,
-    updated_at)
-SELECT e.id, c.name, '{JobStatus.QUEUED}', e.ordering_key, 0, e.received_at, e.received_at,
-    e.received_at
-FROM events AS e, ({names}) AS c
-WHERE e.id BETWEEN ? AND ? AND e.status = '{EventStatus.PENDING}'
-ORDER BY e.id, c.position
+CREATE TEMP TRIGGER zb_event_jobs AFTER INSERT ON main.events
+WHEN NEW.status = '{EventStatus.PENDING}'
+BEGIN
+    INSERT INTO jobs (event_pk, consumer, status, ordering_key, attempts, run_at, created_at,
+        updated_at)
+    VALUES {rows};
+END
 """
 
 
@@ -564,8 +578,8 @@ def _event_row(event: IncomingEvent) -> Row:
 def _runs_by_consumers(queued: list[Queued]) -> list[tuple[tuple[str, ...], list[Queued]]]:
     """The batch split where the consumers change (in practice never: one set per intake).
 
-    The jobs statement inserts one job per consumer of one set, so one transaction holds events
-    of one set; unrouted events (no consumers, no jobs) go with any.
+    The job trigger inserts one job per consumer of the connection's current set, so one
+    statement holds events of one set; unrouted events (no consumers, no jobs) go with any.
     """
     runs: list[tuple[tuple[str, ...], list[Queued]]] = []
     current: tuple[str, ...] = ()
