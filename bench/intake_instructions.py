@@ -44,7 +44,15 @@ from pathlib import Path
 
 import orjson
 
-from servers import HOST, NOOP_APP, Server, ServerFailed, bridge_command, free_port, write_config
+from servers import (
+    HOST,
+    Server,
+    ServerFailed,
+    bridge_server_command,
+    free_port,
+    noop_command,
+    write_config,
+)
 from signed_events import write_event_file
 
 SOURCE = "bench"
@@ -270,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         noop_port = free_port()
         noop = measure(
             "(b) no-op ASGI app",
-            [sys.executable, str(NOOP_APP), "--port", str(noop_port), "--log-level", "warning"],
+            noop_command(noop_port),
             workdir,
             noop_port,
             lines[: args.warmup],
@@ -285,16 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         bridge = measure(
             f"(a) {args.role}, SQLite FULL",
-            [
-                bridge_command(),
-                args.role,
-                "--config",
-                str(config),
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
+            bridge_server_command(config, port, args.role),
             workdir,
             port,
             lines[half : half + args.warmup],

@@ -135,22 +135,24 @@ def start_intake(workdir: Path, config: Path, port: int, role: str = "serve") ->
     store's first write is the first event, as when Zenoti's first webhook arrives some time
     after a start.
     """
-    command = [
-        bridge_command(),
-        role,
-        "--config",
-        str(config),
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-    ]
+    command = bridge_server_command(config, port, role)
     log = workdir / f"{role}-{port}.log"
     return _spawn(f"zenoti-bridge {role}", command, log, "/healthz", port)
 
 
+def bridge_server_command(config: Path, port: int, role: str) -> list[str]:
+    """``zenoti-bridge ROLE`` on ``port`` at log level warning."""
+    script = bridge_command()
+    return [script, role, "--config", str(config), "--port", str(port), "--log-level", "warning"]
+
+
+def noop_command(port: int) -> list[str]:
+    """The no-op ASGI app on ``port`` at log level warning."""
+    return [sys.executable, str(NOOP_APP), "--port", str(port), "--log-level", "warning"]
+
+
 def start_noop(workdir: Path, port: int) -> Server:
-    command = [sys.executable, str(NOOP_APP), "--port", str(port), "--log-level", "warning"]
+    command = noop_command(port)
     return _spawn("no-op ASGI app", command, workdir / f"noop-{port}.log", "/healthz", port)
 
 
