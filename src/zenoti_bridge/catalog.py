@@ -53,10 +53,7 @@ class EventType:
     def keys(self, data: Any) -> tuple[str | None, str | None]:
         """:meth:`entity_id` and :meth:`ordering_key` at once (the intake's hot path: the
         usual ordering key is made from the entity id, which is then found only once)."""
-        try:
-            entity = self.key(data)
-        except (KeyError, TypeError, AttributeError, IndexError):
-            entity = None
+        entity = self.entity_id(data)
         if self.ordering is None:
             return entity, None if entity is None else f"{self.resource}:{entity}"
         try:
