@@ -29,11 +29,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
 import secrets
 import shutil
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -44,16 +42,18 @@ from pathlib import Path
 
 import orjson
 
+from asyncio_load import read_answer
 from servers import (
     HOST,
-    Server,
     ServerFailed,
     bridge_server_command,
     free_port,
     noop_command,
+    spawn,
     write_config,
 )
-from signed_events import write_event_file
+from signed_events import read_requests, write_event_file
+from zenoti_bridge.storage.queries import Reader
 
 SOURCE = "bench"
 PATH = f"/webhooks/zenoti/{SOURCE}"
@@ -107,32 +107,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 # -- the client -----------------------------------------------------------------------------
 
 
-def requests_from(path: Path) -> list[bytes]:
-    """Each ``signature<TAB>body`` line as a complete HTTP/1.1 request."""
-    out = []
-    for line in path.read_bytes().splitlines():
-        signature, _, body = line.partition(b"\t")
-        out.append(
-            b"POST " + PATH.encode() + b" HTTP/1.1\r\nHost: " + HOST.encode() + b"\r\n"
-            b"Content-Type: application/json\r\nzenoti-webhook-signature: " + signature + b"\r\n"
-            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
-        )
-    return out
-
-
 async def _one_connection(port: int, requests: list[bytes], answers: dict[str, int]) -> None:
     reader, writer = await asyncio.open_connection(HOST, port)
     try:
         for request in requests:
             writer.write(request)
-            status = (await reader.readline()).split(b" ", 2)[1].decode()
-            answers[status] = answers.get(status, 0) + 1
-            length = 0
-            while (line := await reader.readline()) not in (b"\r\n", b""):
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value)
-            await reader.readexactly(length)
+            status, _ = await read_answer(reader)
+            answers[str(status)] = answers.get(str(status), 0) + 1
     finally:
         writer.close()
 
@@ -186,6 +167,7 @@ def read_counts(prefix: Path, pid: int, count: Count) -> None:
 
 
 def measure(
+    key: str,
     name: str,
     command: list[str],
     workdir: Path,
@@ -194,20 +176,14 @@ def measure(
     counted: list[bytes],
     connections: int,
 ) -> Count:
-    prefix = workdir / f"callgrind-{name.split()[0]}"
-    log = workdir / f"{name.split()[0]}.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            valgrind_command(prefix) + command,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=workdir,
-            env={k: v for k, v in os.environ.items() if not k.startswith("ZB_")},
-        )
-    server = Server(name=name, process=process, log=log, port=port, ready_path="/healthz")
+    prefix = workdir / f"callgrind-{key}"
+    phase(f"{name}: starting under callgrind (a minute or two)")
+    server = spawn(
+        name, valgrind_command(prefix) + command, workdir / f"{key}.log", "/healthz", port
+    )
+    process = server.process
     count = Count(target=name, requests=len(counted))
     try:
-        phase(f"{name}: starting under callgrind (a minute or two)")
         server.wait_ready(READY_SECONDS)
         if warmup:
             phase(f"  warm-up: {len(warmup):,} requests")
@@ -222,12 +198,6 @@ def measure(
     read_counts(prefix, process.pid, count)
     phase(f"  {count.per_request:,.0f} instructions per request")
     return count
-
-
-def stored_events(database: Path) -> int:
-    with sqlite3.connect(database) as conn:
-        (stored,) = conn.execute("SELECT count(*) FROM events").fetchone()
-        return int(stored)
 
 
 # -- report ---------------------------------------------------------------------------------
@@ -272,11 +242,12 @@ def main(argv: list[str] | None = None) -> int:
             first=0,
             count=args.warmup * 2 + args.requests * 2,
         )
-        lines = requests_from(events.path)
+        lines = [request for _, request in read_requests(events, HOST, PATH)]
         # the no-op gets the first half, the bridge the second: every event it sees is new
         half = args.warmup + args.requests
         noop_port = free_port()
         noop = measure(
+            "noop",
             "(b) no-op ASGI app",
             noop_command(noop_port),
             workdir,
@@ -292,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
             config, database_url=f"sqlite:///{database}", port=port, source=SOURCE, secret=secret
         )
         bridge = measure(
+            "bridge",
             f"(a) {args.role}, SQLite FULL",
             bridge_server_command(config, port, args.role),
             workdir,
@@ -300,7 +272,8 @@ def main(argv: list[str] | None = None) -> int:
             lines[half + args.warmup :],
             args.connections,
         )
-        bridge.stored = stored_events(database)
+        with Reader(f"sqlite:///{database}") as reader:
+            bridge.stored = reader.count_events()
         problems = report(noop, bridge, args.role)
         if bridge.stored != args.warmup + args.requests:
             problems.append(f"stored {bridge.stored:,}, expected {args.warmup + args.requests:,}")

@@ -111,7 +111,7 @@ def write_config(path: Path, *, database_url: str, port: int, source: str, secre
     )
 
 
-def _spawn(name: str, command: list[str], log: Path, ready_path: str, port: int) -> Server:
+def spawn(name: str, command: list[str], log: Path, ready_path: str, port: int) -> Server:
     with log.open("wb") as out:
         process = subprocess.Popen(
             command, stdout=out, stderr=subprocess.STDOUT, env=_clean_env(), cwd=log.parent
@@ -137,7 +137,7 @@ def start_intake(workdir: Path, config: Path, port: int, role: str = "serve") ->
     """
     command = bridge_server_command(config, port, role)
     log = workdir / f"{role}-{port}.log"
-    return _spawn(f"zenoti-bridge {role}", command, log, "/healthz", port)
+    return spawn(f"zenoti-bridge {role}", command, log, "/healthz", port)
 
 
 def bridge_server_command(config: Path, port: int, role: str) -> list[str]:
@@ -153,7 +153,7 @@ def noop_command(port: int) -> list[str]:
 
 def start_noop(workdir: Path, port: int) -> Server:
     command = noop_command(port)
-    return _spawn("no-op ASGI app", command, workdir / f"noop-{port}.log", "/healthz", port)
+    return spawn("no-op ASGI app", command, workdir / f"noop-{port}.log", "/healthz", port)
 
 
 @contextmanager
