@@ -24,6 +24,8 @@ from typing import Any
 
 import psycopg
 
+from ..threads import named_thread
+
 CHANNEL = "zenoti_bridge_jobs"
 
 log = logging.getLogger(__name__)
@@ -95,7 +97,7 @@ class JobListener:
 
     def start(self) -> None:
         """Start listening."""
-        self._thread = threading.Thread(target=self._run, name="zb-job-listener", daemon=True)
+        self._thread = named_thread(self._run, "zb-job-listener")
         self._thread.start()
 
     def stop(self) -> None:

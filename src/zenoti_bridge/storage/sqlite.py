@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..errors import StorageUnavailable
+from ..threads import named_thread
 from .records import EventStatus, IncomingEvent, JobStatus, Outcome, QuarantineItem, Recorded
 
 log = logging.getLogger(__name__)
@@ -157,12 +158,9 @@ class SQLiteStore:
         self._loop = asyncio.get_running_loop()
         self._closing = False
         self._stopping.clear()
-        self._writer = threading.Thread(
-            target=self._write_loop, name="zb-sqlite-writer", daemon=True
-        )
-        self._checkpointer = threading.Thread(
-            target=self._checkpoint_loop, name="zb-sqlite-checkpointer", daemon=True
-        )
+        # named for the OS too, so that `top -H` shows which of them uses a core
+        self._writer = named_thread(self._write_loop, "zb-writer")
+        self._checkpointer = named_thread(self._checkpoint_loop, "zb-checkpointer")
         self._writer.start()
         self._checkpointer.start()
 
