@@ -142,6 +142,21 @@ def print_table(targets: list[TargetResult]) -> None:
     print(LEGEND)
 
 
+def print_threads(targets: list[TargetResult]) -> None:
+    """The server's cores by thread: shows which one is busy and which ones wait."""
+    lines = [
+        f"  {t.label}: "
+        + " · ".join(
+            f"{name} {cores:.2f}" for name, cores in t.cpu.server_threads.items() if cores >= 0.005
+        )
+        for t in targets
+        if t.cpu is not None and t.cpu.server_threads
+    ]
+    if lines:
+        print("server cores by thread (main: the event loop; threads under 0.005 left out):")
+        print("\n".join(lines))
+
+
 def ratio(targets: dict[str, TargetResult], key: str) -> float | None:
     base, target = targets.get(NOOP), targets.get(key)
     if base is None or target is None or base.measured is None or target.measured is None:
@@ -217,6 +232,7 @@ def report(run: Run) -> None:
     print_method(run)
     print()
     print_table(run.targets)
+    print_threads(run.targets)
     print()
     print_targets(by_key)
     print_answers(run.targets)

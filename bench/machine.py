@@ -89,15 +89,53 @@ def _self_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def thread_cpu(pid: int) -> dict[int, tuple[str, float]]:
+    """Every thread of a running process: thread id -> (OS name, user + system CPU seconds)."""
+    hz = os.sysconf("SC_CLK_TCK")
+    found: dict[int, tuple[str, float]] = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for tid in tids:
+        task = Path(f"/proc/{pid}/task/{tid}")
+        try:
+            name = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        found[int(tid)] = (name, (int(fields[11]) + int(fields[12])) / hz)
+    return found
+
+
+def thread_cores(
+    pid: int, before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]], wall: float
+) -> dict[str, float]:
+    """Cores used per thread name between two :func:`thread_cpu` readings of ``pid``.
+
+    The main thread (the event loop in the bridge's servers) is called ``main``; threads sharing
+    a name (unnamed helper threads keep the process's) are added up. A thread that ended before
+    the second reading is not counted.
+    """
+    cores: dict[str, float] = {}
+    for tid, (name, cpu) in after.items():
+        label = "main" if tid == pid else name
+        spent = cpu - before.get(tid, (name, 0.0))[1]
+        cores[label] = cores.get(label, 0.0) + spent / wall
+    return dict(sorted(cores.items(), key=lambda item: (item[0] != "main", -item[1])))
+
+
 @dataclass(frozen=True, slots=True)
 class CpuShare:
     """Cores used on average during a measurement: the server, the load generator, the kernel
-    outside any process (mostly loopback networking in softirq), and every other process."""
+    outside any process (mostly loopback networking in softirq), and every other process; and
+    the server's own split by thread (``main`` is the event loop)."""
 
     server: float | None
     load_generator: float | None
     kernel: float | None
     other: float | None
+    server_threads: dict[str, float] | None = None
 
 
 class CpuWindow:
@@ -110,6 +148,7 @@ class CpuWindow:
     def __init__(self, server_pid: int, generator_pid: int | None) -> None:
         self._server_pid = server_pid
         self._server = process_cpu(server_pid)
+        self._threads = thread_cpu(server_pid)
         self._external = generator_pid is not None
         self._generator = process_cpu(generator_pid) if generator_pid is not None else None
         self._children = _children_cpu()
@@ -120,9 +159,12 @@ class CpuWindow:
     def close(self) -> CpuShare:
         wall = max(time.monotonic() - self._started, 1e-9)
         server_now = process_cpu(self._server_pid)
-        server = None
+        threads_now = thread_cpu(self._server_pid)
+        server, threads = None, None
         if server_now is not None and self._server is not None:
             server = (server_now - self._server) / wall
+        if threads_now and self._threads:
+            threads = thread_cores(self._server_pid, self._threads, threads_now, wall)
         generator: float | None = (_self_cpu() - self._self) / wall
         if self._external:
             spent = _children_cpu() - self._children
@@ -133,7 +175,13 @@ class CpuWindow:
             if server is not None and generator is not None:
                 spent = (machine.processes - self._machine.processes) / wall
                 other = max(0.0, spent - server - generator)
-        return CpuShare(server=server, load_generator=generator, kernel=kernel, other=other)
+        return CpuShare(
+            server=server,
+            load_generator=generator,
+            kernel=kernel,
+            other=other,
+            server_threads=threads,
+        )
 
 
 @dataclass(frozen=True, slots=True)
