@@ -41,6 +41,7 @@ from .storage.jobs import (
 from .storage.notify import JobListener
 from .storage.postgres import psycopg_conninfo
 from .storage.sqlconn import SqlConn
+from .threads import name_this_thread
 
 log = logging.getLogger(__name__)
 MIRROR = "mirror"
@@ -172,7 +173,10 @@ class _PostgresLane:
         self.url = url
         self.batch_size = batch_size
         self.policy = policy
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zb-worker")
+        # named for the OS too (zb-worker_0), so that `top -H` tells the lanes from the event loop
+        self.executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="zb-worker", initializer=name_this_thread
+        )
         self.conn: psycopg.Connection[Any] | None = None
 
     async def run(self, now: datetime) -> tuple[int, int]:
