@@ -43,6 +43,7 @@ from pathlib import Path
 import orjson
 
 from asyncio_load import read_answer
+from intake import phase
 from servers import (
     HOST,
     ServerFailed,
@@ -77,10 +78,6 @@ class Count:
     @property
     def per_request(self) -> float:
         return self.total / self.requests
-
-
-def phase(text: str) -> None:
-    print(f"[{datetime.now().strftime('%H:%M:%S')}] {text}", flush=True)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -70,13 +70,18 @@ def busy_cores(seconds: float = 1.0) -> float | None:
     return (after.busy - before.busy) / seconds
 
 
-def process_cpu(pid: int) -> float | None:
-    """User + system CPU seconds of a running process, all threads included."""
+def _stat_cpu(stat: Path) -> float | None:
+    """User + system CPU seconds from a ``/proc`` stat file (a process's or one thread's)."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+    except OSError:  # the process or thread ended meanwhile
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(pid: int) -> float | None:
+    """User + system CPU seconds of a running process, all threads included."""
+    return _stat_cpu(Path(f"/proc/{pid}/stat"))
 
 
 def _children_cpu() -> float:
@@ -91,20 +96,19 @@ def _self_cpu() -> float:
 
 def thread_cpu(pid: int) -> dict[int, tuple[str, float]]:
     """Every thread of a running process: thread id -> (OS name, user + system CPU seconds)."""
-    hz = os.sysconf("SC_CLK_TCK")
     found: dict[int, tuple[str, float]] = {}
     try:
-        tids = os.listdir(f"/proc/{pid}/task")
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
     except OSError:
         return found
-    for tid in tids:
-        task = Path(f"/proc/{pid}/task/{tid}")
+    for task in tasks:
         try:
             name = (task / "comm").read_text().strip()
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:  # the thread ended meanwhile
             continue
-        found[int(tid)] = (name, (int(fields[11]) + int(fields[12])) / hz)
+        cpu = _stat_cpu(task / "stat")
+        if cpu is not None:
+            found[int(task.name)] = (name, cpu)
     return found
 
 
