@@ -16,7 +16,9 @@ access log off, the options of ``zenoti_bridge.server``) that reads the body and
 (a) ``zenoti-bridge serve`` on SQLite as shipped (WAL, ``synchronous=FULL``, the group-commit
 writer, WAL limit 256 MiB; its workers apply the events to the mirror meanwhile, or, with
 ``--role intake``, ``zenoti-bridge intake`` alone); (c) the same on PostgreSQL, in a fresh schema
-of ``--postgres-url`` dropped afterwards. Every server logs at warning level.
+of ``--postgres-url`` dropped afterwards; (d) a reference: the bridge's app with a store that
+writes nothing (``null_store_app.py``), whose ratio to (b) is the most any store could reach on
+the same request path (``--skip-no-store`` leaves it out). Every server logs at warning level.
 
 Load. wrk (``-t1 -c32``) with ``intake.lua`` when wrk is installed, which turns each line into a
 ready request before its clock starts and sends each line once; otherwise (or with
@@ -51,6 +53,7 @@ from asyncio_load import run_asyncio
 from file_watch import SizeWatch
 from intake_results import (
     LABELS,
+    NO_STORE,
     NOOP,
     POSTGRES,
     SQLITE,
@@ -73,6 +76,7 @@ from servers import (
     running,
     start_intake,
     start_noop,
+    start_null_store,
     write_config,
 )
 from signed_events import EventFile, write_event_file
@@ -142,6 +146,12 @@ def parse_args(argv: list[str] | None) -> Options:
         help="database for the PostgreSQL target: a schema is made and dropped",
     )
     parser.add_argument(
+        "--skip-no-store",
+        action="store_true",
+        help="leave out (d), the intake with a store that writes nothing (the highest ratio "
+        "any store could reach on this request path)",
+    )
+    parser.add_argument(
         "--workdir",
         type=Path,
         default=None,
@@ -162,6 +172,7 @@ def parse_args(argv: list[str] | None) -> Options:
         max_rate=args.max_rate,
         postgres_url=args.postgres_url,
         workdir=args.workdir,
+        no_store=not args.skip_no_store,
     )
 
 
@@ -266,6 +277,24 @@ def run_noop(workdir: Path, workload: Workload, options: Options, tool: str) -> 
     return result
 
 
+def run_no_store(workdir: Path, workload: Workload, options: Options, tool: str) -> TargetResult:
+    """(d): the bridge's app and request path, its store answering at once and keeping nothing.
+
+    Nothing is stored, so there is nothing to verify; the server's own count of accepted
+    answers is still read, and reported beside wrk's.
+    """
+    result = TargetResult(NO_STORE, LABELS[NO_STORE])
+    phase(f"{result.label}: starting (a reference: its store writes nothing)")
+    config = workdir / f"{NO_STORE}.toml"
+    port = free_port()
+    unused = f"sqlite:///{workdir / 'no-store-never-opened.db'}"
+    write_config(config, database_url=unused, port=port, source=SOURCE, secret=workload.secret)
+    with running(start_null_store(workdir, config, port)) as server:
+        drive(server, workload, options, tool, result)
+        result.outcomes = server_outcomes(server.base_url, SOURCE)
+    return result
+
+
 def _size(path: Path) -> int:
     return path.stat().st_size if path.exists() else 0
 
@@ -340,6 +369,8 @@ def run_postgres(workdir: Path, workload: Workload, options: Options, tool: str)
 def run_targets(run: Run, workdir: Path, workload: Workload) -> None:
     options, tool = run.options, run.tool
     run.targets.append(run_noop(workdir, workload, options, tool))
+    if options.no_store:
+        run.targets.append(run_no_store(workdir, workload, options, tool))
     if options.backend in ("all", SQLITE):
         run.targets.append(run_sqlite(workdir, workload, options, tool))
     if options.backend in ("all", POSTGRES):

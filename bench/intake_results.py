@@ -23,11 +23,12 @@ MIN_SQLITE_RATE = 8000.0
 MAX_SQLITE_P99_MS = 15.0
 MIN_RATIO = 0.30
 
-NOOP, SQLITE, POSTGRES = "noop", "sqlite", "postgresql"
+NOOP, SQLITE, POSTGRES, NO_STORE = "noop", "sqlite", "postgresql", "no_store"
 LABELS = {
     NOOP: "(b) no-op ASGI app",
     SQLITE: "(a) intake, SQLite FULL",
     POSTGRES: "(c) intake, PostgreSQL",
+    NO_STORE: "(d) intake, no store",
 }
 STORES = {SQLITE: "SQLite", POSTGRES: "PostgreSQL"}
 ROLES = {"serve": "intake and mirror workers, as shipped", "intake": "the intake role alone"}
@@ -53,6 +54,7 @@ class Options:
     max_rate: int
     postgres_url: str
     workdir: Path | None
+    no_store: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +175,12 @@ def print_targets(by_key: dict[str, TargetResult]) -> None:
         value = ratio(by_key, key)
         if value is not None:
             print(f"ratio intake on {STORES[key]} / no-op app: {value:.2f}")
+    value = ratio(by_key, NO_STORE)
+    if value is not None:
+        print(
+            f"ratio intake with no store / no-op app: {value:.2f} (the request path alone: "
+            "no store can make the intake's ratio higher on this machine)"
+        )
     sqlite = by_key.get(SQLITE)
     if sqlite is None or sqlite.measured is None:
         return
@@ -269,7 +277,7 @@ def write_json(run: Run) -> Path:
         "tool": run.tool,
         "machine": run.machine,
         "busy_cores_before": run.busy_before,
-        "ratios": {key: ratio(by_key, key) for key in (SQLITE, POSTGRES)},
+        "ratios": {key: ratio(by_key, key) for key in (SQLITE, POSTGRES, NO_STORE)},
         "targets": [_target_json(t) for t in run.targets],
         "events": run.events,
         "notes": run.notes,

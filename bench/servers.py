@@ -25,6 +25,7 @@ import httpx
 
 HOST = "127.0.0.1"
 NOOP_APP = Path(__file__).with_name("noop_app.py")
+NULL_STORE_APP = Path(__file__).with_name("null_store_app.py")
 NOOP_WORKER = Path(__file__).with_name("noop_worker.py")
 WORKER_BANNER = "(worker)"  # `zenoti-bridge worker` prints it once its workers are running
 # uvicorn re-raises the SIGINT it handled once it has shut down: 130 (128 + SIGINT) is clean
@@ -154,6 +155,13 @@ def noop_command(port: int) -> list[str]:
 def start_noop(workdir: Path, port: int) -> Server:
     command = noop_command(port)
     return spawn("no-op ASGI app", command, workdir / f"noop-{port}.log", "/healthz", port)
+
+
+def start_null_store(workdir: Path, config: Path, port: int) -> Server:
+    """The bridge's intake with a store that writes nothing (``null_store_app.py``)."""
+    command = [sys.executable, str(NULL_STORE_APP), "--config", str(config), "--port", str(port)]
+    log = workdir / f"null-store-{port}.log"
+    return spawn("intake with no store", command, log, "/healthz", port)
 
 
 @contextmanager
