@@ -285,14 +285,24 @@ def run_no_store(workdir: Path, workload: Workload, options: Options, tool: str)
     """
     result = TargetResult(NO_STORE, LABELS[NO_STORE])
     phase(f"{result.label}: starting (a reference: its store writes nothing)")
-    config = workdir / f"{NO_STORE}.toml"
-    port = free_port()
     unused = f"sqlite:///{workdir / 'no-store-never-opened.db'}"
-    write_config(config, database_url=unused, port=port, source=SOURCE, secret=workload.secret)
+    config, port = bridge_config(NO_STORE, unused, workdir, workload)
     with running(start_null_store(workdir, config, port)) as server:
         drive(server, workload, options, tool, result)
         result.outcomes = server_outcomes(server.base_url, SOURCE)
     return result
+
+
+def bridge_config(
+    key: str, database_url: str, workdir: Path, workload: Workload
+) -> tuple[Path, int]:
+    """A bridge configuration for target ``key`` (one source, this run's secret) and its port."""
+    config = workdir / f"{key}.toml"
+    port = free_port()
+    write_config(
+        config, database_url=database_url, port=port, source=SOURCE, secret=workload.secret
+    )
+    return config, port
 
 
 def _size(path: Path) -> int:
@@ -311,11 +321,7 @@ def run_intake(
     result = TargetResult(key, LABELS[key])
     settle_disk()  # nothing the previous target left dirty may be written back during this one
     phase(f"{result.label}: starting zenoti-bridge {options.role} (migrations first)")
-    config = workdir / f"{key}.toml"
-    port = free_port()
-    write_config(
-        config, database_url=database_url, port=port, source=SOURCE, secret=workload.secret
-    )
+    config, port = bridge_config(key, database_url, workdir, workload)
     wal = Path(f"{sqlite_db}-wal") if sqlite_db is not None else None
     watch = SizeWatch(wal) if wal is not None else None
     with running(start_intake(workdir, config, port, options.role)) as server:

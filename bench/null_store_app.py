@@ -7,7 +7,8 @@ configuration file, on the same server stack as ``zenoti-bridge intake`` (the op
 once, without building a row, queueing it or writing it anywhere.
 
 Measured beside the no-op app, it shows how much of the no-op's rate the request path alone
-leaves: the ratio that no store, however fast, can exceed on this machine and stack. It is a
+leaves: the ratio that no store, however fast, can exceed on this machine and stack. It runs no
+workers, so it is an upper bound for ``zenoti-bridge intake`` and ``serve`` alike. It is a
 measuring instrument and nothing else: every event it acknowledges is lost.
 
 Run: ``python bench/null_store_app.py --config bridge.toml --port 8182``.
@@ -52,7 +53,9 @@ class NullStore:
 
 
 def serve(config: str, host: str, port: int, log_level: str) -> None:
-    logging.basicConfig(level=log_level.upper())
+    logging.basicConfig(  # as zenoti_bridge.server.run does
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     app = BridgeApp(load_settings(config, require_file=True), NullStore(), workers=None)
     freeze_startup_objects()  # as zenoti_bridge.server.run does
     uvicorn.Server(uvicorn_config(app, host=host, port=port, log_level=log_level)).run()

@@ -157,11 +157,24 @@ def start_noop(workdir: Path, port: int) -> Server:
     return spawn("no-op ASGI app", command, workdir / f"noop-{port}.log", "/healthz", port)
 
 
+def null_store_command(config: Path, port: int) -> list[str]:
+    """The bridge's app with a store that writes nothing, on ``port`` at log level warning."""
+    return [
+        sys.executable,
+        str(NULL_STORE_APP),
+        "--config",
+        str(config),
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
+
+
 def start_null_store(workdir: Path, config: Path, port: int) -> Server:
-    """The bridge's intake with a store that writes nothing (``null_store_app.py``)."""
-    command = [sys.executable, str(NULL_STORE_APP), "--config", str(config), "--port", str(port)]
-    log = workdir / f"null-store-{port}.log"
-    return spawn("intake with no store", command, log, "/healthz", port)
+    """The intake with no store (``null_store_app.py``), ready on ``/healthz``."""
+    log = workdir / f"no-store-{port}.log"
+    return spawn("intake with no store", null_store_command(config, port), log, "/healthz", port)
 
 
 @contextmanager
