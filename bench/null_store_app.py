@@ -18,13 +18,10 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import logging
-
-import uvicorn
 
 from zenoti_bridge.app import BridgeApp
 from zenoti_bridge.config import load_settings
-from zenoti_bridge.server import freeze_startup_objects, uvicorn_config
+from zenoti_bridge.server import serve_app
 from zenoti_bridge.storage import IncomingEvent, Outcome, QuarantineItem, Recorded
 
 
@@ -53,12 +50,14 @@ class NullStore:
 
 
 def serve(config: str, host: str, port: int, log_level: str) -> None:
-    logging.basicConfig(  # as zenoti_bridge.server.run does
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    """The bridge's app on its own server stack, as ``zenoti-bridge intake`` runs it."""
+    settings = load_settings(config, require_file=True)
+    serve_app(
+        lambda: BridgeApp(settings, NullStore(), workers=None),
+        host=host,
+        port=port,
+        log_level=log_level,
     )
-    app = BridgeApp(load_settings(config, require_file=True), NullStore(), workers=None)
-    freeze_startup_objects()  # as zenoti_bridge.server.run does
-    uvicorn.Server(uvicorn_config(app, host=host, port=port, log_level=log_level)).run()
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import importlib.util
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import uvicorn
@@ -40,12 +41,24 @@ def run(
     settings: Settings, *, host: str, port: int, log_level: str = "info", workers: bool = True
 ) -> None:
     """Serve until SIGINT/SIGTERM; in-flight requests finish, queued writes are committed."""
+
+    def build() -> BridgeApp:
+        store = open_store(settings.database)
+        pool = workers_for(store, settings) if workers else None
+        return BridgeApp(settings, store, workers=pool)
+
+    serve_app(build, host=host, port=port, log_level=log_level)
+
+
+def serve_app(build: Callable[[], Any], *, host: str, port: int, log_level: str) -> None:
+    """Log as the bridge does, build the app, freeze what it made, serve it until a signal.
+
+    ``run`` serves the bridge this way; the intake benchmark's no-store reference too.
+    """
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    store = open_store(settings.database)
-    pool = workers_for(store, settings) if workers else None
-    app = BridgeApp(settings, store, workers=pool)
+    app = build()
     freeze_startup_objects()
     uvicorn.Server(uvicorn_config(app, host=host, port=port, log_level=log_level)).run()
 

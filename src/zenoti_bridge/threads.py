@@ -38,9 +38,9 @@ def name_this_thread(name: str | None = None) -> bool:
 
     Returns whether the OS took the name.
     """
-    text = (name or threading.current_thread().name).encode("utf-8", "replace")
     if _PRCTL is None:
         return False
+    text = (name or threading.current_thread().name).encode("utf-8", "replace")
     return _PRCTL(_PR_SET_NAME, ctypes.c_char_p(text[:MAX_NAME_BYTES]), 0, 0, 0) == 0
 
 

@@ -264,9 +264,7 @@ class SQLiteStore:
         outcomes: Outcomes = []
         for consumers, run in _runs_by_consumers(queued):
             try:
-                conn = self._connection()
-                self._use_consumers(conn, consumers)
-                outcomes += self._insert(conn, run)
+                outcomes += self._insert(consumers, run)
             except sqlite3.OperationalError as exc:  # I/O error, disk full, locked for too long
                 self.stats.failed_batches += 1
                 self._reset_connection()
@@ -279,12 +277,15 @@ class SQLiteStore:
         self.stats.largest_batch = max(self.stats.largest_batch, len(queued))
         return outcomes
 
-    def _insert(self, conn: sqlite3.Connection, queued: list[Queued]) -> Outcomes:
+    def _insert(self, consumers: tuple[str, ...], queued: list[Queued]) -> Outcomes:
         """One statement: the events, their jobs (the trigger) and the commit, all or nothing.
 
-        It raises only while nothing is written. Once the statement has committed, errors become
-        outcomes: the batch must not be written again event by event.
+        Every event of ``queued`` has ``consumers`` or none. It raises only while nothing is
+        written. Once the statement has committed, errors become outcomes: the batch must not be
+        written again event by event.
         """
+        conn = self._connection()
+        self._use_consumers(conn, consumers)
         sql = _insert_sql(len(queued))
         params = list(itertools.chain.from_iterable([row for _, row, _ in queued]))
         cursor = self._patiently(lambda: conn.execute(sql, params))
@@ -314,9 +315,7 @@ class SQLiteStore:
         outcomes: Outcomes = []
         for one in queued:
             try:
-                conn = self._connection()
-                self._use_consumers(conn, one[0].consumers)
-                outcomes += self._insert(conn, [one])
+                outcomes += self._insert(one[0].consumers, [one])
             except Exception as exc:
                 outcomes.append((None, _unavailable(exc)))
         return outcomes
