@@ -20,7 +20,8 @@ import argparse
 import itertools
 
 from zenoti_bridge.app import BridgeApp
-from zenoti_bridge.config import load_settings
+from zenoti_bridge.config import Settings, load_settings
+from zenoti_bridge.errors import ConfigError
 from zenoti_bridge.server import serve_app
 from zenoti_bridge.storage import IncomingEvent, Outcome, QuarantineItem, Recorded
 
@@ -49,9 +50,8 @@ class NullStore:
         return None
 
 
-def serve(config: str, host: str, port: int, log_level: str) -> None:
+def serve(settings: Settings, host: str, port: int, log_level: str) -> None:
     """The bridge's app on its own server stack, as ``zenoti-bridge intake`` runs it."""
-    settings = load_settings(config, require_file=True)
     serve_app(
         lambda: BridgeApp(settings, NullStore(), workers=None),
         host=host,
@@ -67,7 +67,11 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--log-level", default="warning")
     args = parser.parse_args()
-    serve(args.config, args.host, args.port, args.log_level)
+    try:
+        settings = load_settings(args.config, require_file=True)
+    except ConfigError as exc:
+        parser.exit(2, f"{parser.prog}: error: {exc}\n")
+    serve(settings, args.host, args.port, args.log_level)
 
 
 if __name__ == "__main__":
