@@ -15,7 +15,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from .errors import ConfigError
 from .retry import RetryPolicy
@@ -201,12 +206,13 @@ class Settings(BaseSettings):
         for name, source in self.sources.items():
             if not SOURCE_NAME.match(name):
                 raise ValueError(
-                    f"source name {name!r} cannot be used in a URL; use lowercase letters, "
-                    "digits, '-' and '_' (at most 63 characters)"
+                    f"sources.{name}: the name {name!r} cannot be used in a URL; use lowercase "
+                    "letters, digits, '-' and '_' (at most 63 characters)"
                 )
             if source.signature != "off" and not source.webhook_secrets:
                 raise ValueError(
-                    f"source {name!r} has no webhook secret; set sources.{name}.webhook_secrets "
+                    f"sources.{name}: source {name!r} has no webhook secret; "
+                    f"set sources.{name}.webhook_secrets "
                     'or use signature = "off"'
                 )
         return self
@@ -239,14 +245,44 @@ def _describe(error: dict[str, Any]) -> str:
         return f"{location}: unknown key; check its spelling against docs/configuration.md"
     if kind == "missing":
         return f"{location}: required; set it in the file or as an environment variable"
+    if not location:  # a check across keys: its message starts with the key it is about
+        return message
     env = "ZB_" + "__".join(str(part).upper() for part in error["loc"])
-    hint = f" (set in the file, or override with {env})" if location else ""
-    return f"{location or 'config'}: {message}{hint}"
+    return f"{location}: {message} (set in the file, or override with {env})"
 
 
-def load_settings(path: str | Path | None = None, *, require_file: bool = False) -> Settings:
-    """Read the file (if it exists) and the environment; raise ConfigError on any problem."""
+def _environment_problem(exc: SettingsError) -> str:
+    """Which ``ZB_`` variable could not be read, and how to write it.
+
+    pydantic-settings reads a list or table from the environment as JSON and names only the
+    top-level key when that fails (``admin`` for ``ZB_ADMIN__TOKENS=abc``).
+    """
+    match = re.search(r'field "([^"]+)"', str(exc))
+    prefix = "ZB_" + (match.group(1).upper() if match else "")
+    names = sorted(
+        name
+        for name in os.environ
+        if name.upper() == prefix or name.upper().startswith(prefix + "__")
+    )
+    example = names[0] if names else prefix + "__KEY"
+    which = ", ".join(names) or prefix + "__*"
+    return (
+        f"environment: {which}: not valid JSON ({exc.__cause__ or exc}); "
+        f'a list or a table is written as JSON, e.g. {example}=\'["first", "second"]\''
+    )
+
+
+def load_settings(path: str | Path | None = None, *, require_file: bool | None = None) -> Settings:
+    """Read the file and the environment; raise ConfigError on any problem.
+
+    Without a file at the default path the defaults and the environment apply (a deployment
+    may configure everything with ``ZB_`` variables). A file named on purpose, as ``path`` or
+    ``$ZB_CONFIG``, must exist: a typo would otherwise start a bridge with no sources, which
+    answers every webhook 404. ``require_file`` overrides either way.
+    """
     file = config_path(path)
+    if require_file is None:
+        require_file = bool(path) or bool(os.environ.get("ZB_CONFIG"))
     data: dict[str, Any] = {}
     if file.exists():
         try:
@@ -257,10 +293,13 @@ def load_settings(path: str | Path | None = None, *, require_file: bool = False)
             raise ConfigError(f"{file}: cannot be read: {exc.strerror}") from None
     elif require_file:
         raise ConfigError(
-            f"{file}: no such configuration file; run `zenoti-bridge init` to write one"
+            f"{file}: no such configuration file; check the path, or write a starter one with "
+            f"`zenoti-bridge init --config {file}`"
         )
     try:
         return Settings(**data)
     except ValidationError as exc:
         problems = "; ".join(_describe(dict(e)) for e in exc.errors())
         raise ConfigError(f"{file}: {problems}") from None
+    except SettingsError as exc:  # a ZB_ variable that is not valid JSON where JSON is needed
+        raise ConfigError(_environment_problem(exc)) from None

@@ -15,8 +15,12 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_defaults_without_a_file_use_embedded_sqlite(tmp_path: Path) -> None:
-    settings = load_settings(tmp_path / "absent.toml")
+def test_defaults_without_a_file_use_embedded_sqlite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no ./zenoti-bridge.toml, none named
+    monkeypatch.delenv("ZB_CONFIG", raising=False)
+    settings = load_settings()
     assert settings.database.url == "sqlite:///var/zenoti-bridge.db"
     assert settings.server.port == 8080
     assert settings.sources == {}
@@ -70,9 +74,47 @@ def test_bad_config_names_the_key_and_what_to_do(tmp_path: Path, text: str, mess
 def test_env_override_errors_name_the_variable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ZB_CONFIG", raising=False)
     monkeypatch.setenv("ZB_SERVER__PORT", "eighty")
     with pytest.raises(ConfigError, match="ZB_SERVER__PORT"):
-        load_settings(tmp_path / "absent.toml")
+        load_settings()
+
+
+@pytest.mark.parametrize(
+    "variable", ["ZB_ADMIN__TOKENS", "ZB_SOURCES__ACME__WEBHOOK_SECRETS", "ZB_CONSUMERS"]
+)
+def test_a_list_or_table_that_is_not_json_names_the_variable_and_the_format(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    monkeypatch.setenv(variable, "abc")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, ""))
+    message = str(caught.value)
+    assert message.startswith(f"environment: {variable}: not valid JSON")
+    assert f"""e.g. {variable}='["first", "second"]'""" in message
+
+
+def test_a_named_file_that_does_not_exist_stops_the_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = tmp_path / "typo.toml"
+    with pytest.raises(ConfigError, match=r"typo\.toml: no such configuration file") as caught:
+        load_settings(missing)
+    assert f"zenoti-bridge init --config {missing}" in str(caught.value)
+    monkeypatch.setenv("ZB_CONFIG", str(missing))
+    with pytest.raises(ConfigError, match="no such configuration file"):
+        load_settings()
+    assert load_settings(missing, require_file=False).sources == {}
+
+
+def test_the_readme_example_of_a_bad_key_is_the_real_message(tmp_path: Path) -> None:
+    path = write(tmp_path, "[sources.acme]\n")
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    shown = str(caught.value).replace(str(path), "zenoti-bridge.toml")
+    assert " ".join(shown.split()) in " ".join(readme.split()).replace("`", "")
 
 
 def test_signature_off_needs_no_secret(tmp_path: Path) -> None:
