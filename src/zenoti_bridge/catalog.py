@@ -70,6 +70,8 @@ def normalize_id(value: Any) -> str | None:
         return str(value)
     if isinstance(value, str):
         text = value.strip().lower()
+        if "\x00" in text:  # no id holds one, and PostgreSQL's text columns refuse it
+            return None
         return text or None
     return None
 

@@ -133,6 +133,18 @@ def _text_field(body: dict[str, Any], key: str, *, required: bool) -> str | None
     return value
 
 
+def _optional_text(value: Any) -> str | None:
+    """An informational text field: kept when it is a short line of text, else left out.
+
+    Left out rather than refused: the raw body keeps it whatever it holds, and a control
+    character (NUL above all: PostgreSQL's text columns refuse it) must not make an authentic
+    delivery fail.
+    """
+    if type(value) is not str or len(value) > MAX_ID_LENGTH or _CONTROL.search(value):
+        return None
+    return value
+
+
 def parse_envelope(body: bytes) -> Envelope:
     """Parse a non-empty delivery body; raises :class:`EnvelopeError` with a reason code."""
     try:
@@ -156,7 +168,7 @@ def parse_envelope(body: bytes) -> Envelope:
     return Envelope(  # positional: cheaper on the hot path
         _text_field(document, "id", required=False),  # delivery_id
         event_id,
-        schema if isinstance(schema, str) else None,  # event_schema
+        _optional_text(schema),  # event_schema
         resource if isinstance(resource, str) else None,  # event_resource
         event_type,
         timestamp_text,  # event_timestamp

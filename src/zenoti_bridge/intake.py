@@ -259,7 +259,7 @@ class Intake:
             verb=verb,
             signature=verdict,
             reason=reason,
-            detail=detail[:1000],
+            detail=detail[:1000].replace("\x00", "\\x00"),  # PostgreSQL's text refuses NUL
             headers=headers_json,
             query=query,
             body=body,
@@ -313,6 +313,8 @@ async def _read_body(receive: Receive, headers: list[tuple[bytes, bytes]], limit
 
 def _redact_query(query: bytes, has_token: bool) -> str:
     text = query.decode("latin-1")
+    if "\x00" in text:  # a raw NUL (not %00) in the URL: kept, but as text PostgreSQL can hold
+        text = text.replace("\x00", "%00")
     if not has_token or "token" not in text:
         return text
     pairs = parse_qsl(text, keep_blank_values=True)
@@ -327,6 +329,6 @@ def _guess_event_id(body: bytes) -> str | None:
         return None
     if isinstance(document, dict):
         value = document.get("event_id")
-        if isinstance(value, str) and 0 < len(value) <= 128:
+        if isinstance(value, str) and 0 < len(value) <= 128 and "\x00" not in value:
             return value
     return None
