@@ -75,9 +75,15 @@ async def test_headers_are_stored_verbatim_without_credentials(
     assert "hunter2" not in orjson.dumps(stored.headers).decode()
 
 
-async def test_empty_body_is_a_ping_and_stores_nothing(make_client: Make, reader: Reader) -> None:
+VERBS = pytest.mark.parametrize("verb", ["POST", "PUT", "PATCH"])
+
+
+@VERBS
+async def test_empty_body_is_a_ping_and_stores_nothing(
+    make_client: Make, reader: Reader, verb: str
+) -> None:
     client = await make_client()
-    answer = await client.post(URL, content=b"")
+    answer = await client.request(verb, URL, content=b"")
     assert (answer.status_code, answer.json()) == (200, {"status": "ping"})
     assert reader.count_events() == 0 and reader.list_quarantine() == []
 
@@ -86,11 +92,12 @@ async def test_empty_body_is_a_ping_and_stores_nothing(make_client: Make, reader
     "headers",
     [{}, {"zenoti-webhook-signature": sign("wrong", b"x")}, {"zenoti-webhook-signature": "junk"}],
 )
+@VERBS
 async def test_enforced_signature_refuses_bad_or_missing_with_401(
-    make_client: Make, reader: Reader, headers: dict[str, str]
+    make_client: Make, reader: Reader, headers: dict[str, str], verb: str
 ) -> None:
     client = await make_client()
-    answer = await client.post(URL, content=event_body(2), headers=headers)
+    answer = await client.request(verb, URL, content=event_body(2), headers=headers)
     assert answer.status_code == 401
     assert reader.count_events() == 0 and reader.list_quarantine() == []
     metrics = (await client.get("/metrics")).text
@@ -121,14 +128,15 @@ async def test_signature_off_stores_unchecked(make_client: Make, reader: Reader)
     assert reader.get_event(f"{6:024x}").signature == "unchecked"
 
 
+@VERBS
 async def test_url_token_is_required_when_configured_and_redacted(
-    make_client: Make, reader: Reader
+    make_client: Make, reader: Reader, verb: str
 ) -> None:
     client = await make_client(signature="off", webhook_secrets=[], url_token="t0ken")
     body = event_body(7)
-    assert (await client.post(URL + "?token=nope", content=body)).status_code == 401
-    assert (await client.post(URL, content=body)).status_code == 401
-    answer = await client.post(URL + "?token=t0ken&x=1", content=body)
+    assert (await client.request(verb, URL + "?token=nope", content=body)).status_code == 401
+    assert (await client.request(verb, URL, content=body)).status_code == 401
+    answer = await client.request(verb, URL + "?token=t0ken&x=1", content=body)
     assert answer.json()["status"] == "accepted"
     stored = reader.get_event(f"{7:024x}")
     assert "t0ken" not in stored.query and "x=1" in stored.query
@@ -150,12 +158,13 @@ async def test_other_verbs_are_405(make_client: Make, verb: str) -> None:
     assert answer.headers["allow"] == "POST, PUT, PATCH"
 
 
+@VERBS
 async def test_a_body_over_the_limit_is_413_by_its_declared_length(
-    make_client: Make, reader: Reader
+    make_client: Make, reader: Reader, verb: str
 ) -> None:
     client = await make_client(max_body_bytes=2048)
     body = b"{" + b" " * 4096 + b"}"
-    answer = await client.post(URL, content=body, headers=signed(body))
+    answer = await client.request(verb, URL, content=body, headers=signed(body))
     assert answer.status_code == 413
     assert reader.count_events() == 0 and reader.list_quarantine() == []
 
@@ -190,11 +199,12 @@ async def test_a_streamed_body_over_the_limit_is_cut_off_without_reading_it_all(
         ),
     ],
 )
+@VERBS
 async def test_authentic_but_unusable_bodies_are_quarantined_with_202(
-    make_client: Make, reader: Reader, body: bytes, reason: str
+    make_client: Make, reader: Reader, body: bytes, reason: str, verb: str
 ) -> None:
     client = await make_client()
-    answer = await client.post(URL, content=body, headers=signed(body))
+    answer = await client.request(verb, URL, content=body, headers=signed(body))
     assert answer.status_code == 202
     assert answer.json()["status"] == "quarantined"
     (held,) = reader.list_quarantine()
@@ -248,3 +258,45 @@ async def test_health_and_readiness(make_client: Make) -> None:
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     ready = await client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["status"] == "ready"
+
+
+async def test_nul_characters_never_make_the_store_refuse_a_delivery(
+    make_client: Make, reader: Reader
+) -> None:
+    """PostgreSQL's text columns cannot hold NUL (U+0000), which JSON may carry as \\u0000.
+
+    Were such a character to reach a text column, every retry of an authentic delivery would be
+    answered 503 until Zenoti deactivated the webhook. Instead: fields that are ids or names are
+    checked (quarantined when required, left out when not), and the raw body keeps everything.
+    """
+    client = await make_client()
+    guest = orjson.loads(payload("Guest.Created"))
+    cases = {
+        "schema and entity id": {
+            **guest,
+            "event_id": "e" * 24,
+            "event_schema": "v1\u0000",
+            "data": {**guest["data"], "id": "b37523a5\u0000"},
+        },
+        "event id": {**guest, "event_id": "a\u0000b"},
+        "event type": {**guest, "event_id": "f" * 24, "event_type": "Guest.\u0000Created"},
+        "not an envelope, with a NUL id to guess": {"event_id": "c\u0000d", "data": {}},
+    }
+    answers = {}
+    for name, document in cases.items():
+        body = orjson.dumps(document)
+        assert b"\\u0000" in body
+        answer = await client.post(URL + "?x=%00", content=body, headers=signed(body))
+        answers[name] = (answer.status_code, answer.json()["status"])
+    assert answers == {
+        "schema and entity id": (200, "accepted"),
+        "event id": (202, "quarantined"),
+        "event type": (202, "quarantined"),
+        "not an envelope, with a NUL id to guess": (202, "quarantined"),
+    }
+    stored = reader.get_event("e" * 24)
+    assert stored.event_schema is None and stored.entity_id is None
+    assert b"\\u0000" in stored.body, "the raw body is kept as it came"
+    held = reader.list_quarantine()
+    guessed = sorted(item["event_id"] or "-" for item in held)
+    assert guessed == ["-", "-", "f" * 24], "an id with a NUL is not kept for matching"
