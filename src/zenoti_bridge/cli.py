@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from dataclasses import asdict
 from datetime import datetime
@@ -14,7 +15,7 @@ from rich.table import Table
 
 from . import __version__
 from .cliutil import ConfigOption, console, err, friendly
-from .config import Settings, config_path, load_settings
+from .config import DEFAULT_CONFIG_PATH, Settings, config_path, load_settings
 from .errors import ConfigError
 from .sandbox.cli import sandbox_app
 
@@ -33,7 +34,7 @@ app.add_typer(dead_app, name="dead-letters")
 app.add_typer(sandbox_app, name="sandbox")
 
 
-def _settings(config: Path | None, *, require_file: bool = False) -> Settings:
+def _settings(config: Path | None, *, require_file: bool | None = None) -> Settings:
     return load_settings(config, require_file=require_file)
 
 
@@ -50,6 +51,35 @@ def _migrate_or_check(settings: Settings, migrate: bool) -> None:
             f"the database {migrations.redact(url)} is not at the current schema; "
             "run `zenoti-bridge migrate` or start without --no-migrate"
         )
+
+
+def _database(settings: Settings) -> str:
+    """The database URL, once it is known to hold the current schema (for reading commands).
+
+    Checked first, so that an unmigrated database or an unreachable server is one line naming
+    the fix, not a traceback from the first query, and a SQLite file is never created by a
+    command that only reads.
+    """
+    from .storage import migrate as migrations
+
+    url = settings.database.url
+    where = migrations.redact(url)
+    if settings.database.is_sqlite and not settings.database.sqlite_path.exists():
+        raise ConfigError(
+            f"no database at {settings.database.sqlite_path}; start `zenoti-bridge serve` "
+            "(it creates and migrates it) or run `zenoti-bridge migrate`"
+        )
+    current = migrations.current(url)  # StorageUnavailable names the server when unreachable
+    if current is None:
+        raise ConfigError(
+            f"the database {where} holds no zenoti-bridge tables; run `zenoti-bridge migrate`"
+        )
+    if current != migrations.head():
+        raise ConfigError(
+            f"the database {where} is at schema {current}, this version reads {migrations.head()}; "
+            "run `zenoti-bridge migrate`"
+        )
+    return url
 
 
 def _banner(settings: Settings, host: str, port: int, role: str) -> None:
@@ -203,20 +233,40 @@ def init(
     from .setup_guide import base_url, webhook_url
 
     url = webhook_url(base_url(settings), "demo", settings.sources["demo"])
+    me = _self_command()
+    sample = _SAMPLE if _SAMPLE.exists() else Path("FILE")
+    option = "" if path == DEFAULT_CONFIG_PATH else f" --config {path}"
+    # soft_wrap: commands and URLs are printed whole, to be copied, however narrow the terminal
     console.print(f"wrote {path} with source 'demo' and a generated webhook secret")
-    console.print(f"webhook URL: {url}")
+    console.print(f"webhook URL: {url}", soft_wrap=True)
     console.print("send a signed sample once the server runs:")
-    console.print(
-        "  zenoti-bridge send ../shared/zenoti/payloads/Guest.Created.json --source demo",
-        highlight=False,
-    )
+    console.print(f"  {me} send {sample} --source demo{option}", highlight=False, soft_wrap=True)
     console.print("or sign it yourself for curl:")
     console.print(
-        "  curl -X POST " + url + " -H 'content-type: application/json' \\\n"
-        '    -H "zenoti-webhook-signature: $(zenoti-bridge sign FILE --source demo)" '
-        "--data-binary @FILE",
+        f"  curl -X POST {url} -H 'content-type: application/json' "
+        f'-H "zenoti-webhook-signature: $({me} sign {sample} --source demo{option})" '
+        f"--data-binary @{sample}",
         highlight=False,
+        soft_wrap=True,
     )
+
+
+# one of Zenoti's samples, in a checkout of this repository
+_SAMPLE = Path("tests/fixtures/zenoti/payloads/Guest.Created.json")
+
+
+def _self_command() -> str:
+    """How to run this program again from here: ``zenoti-bridge`` when that is on the PATH."""
+    script = Path(sys.argv[0])
+    found = shutil.which("zenoti-bridge")
+    if script.name != "zenoti-bridge":  # python -m zenoti_bridge, or a test runner
+        return "zenoti-bridge" if found else f"{sys.executable} -m zenoti_bridge"
+    if found and Path(found).resolve() == script.resolve():
+        return "zenoti-bridge"
+    try:
+        return str(script.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(script.resolve())
 
 
 @app.command()
@@ -238,7 +288,7 @@ def sign(
 @friendly
 def send(
     file: Annotated[
-        Path, typer.Argument(help="A JSON body, e.g. a file of ../shared/zenoti/payloads")
+        Path, typer.Argument(help="A JSON body, e.g. tests/fixtures/zenoti/payloads/*.json")
     ],
     source: Annotated[str, typer.Option(help="Source to send to")] = "demo",
     url: Annotated[str | None, typer.Option(help="Base URL [default: from the config]")] = None,
@@ -302,7 +352,8 @@ def setup_guide(
     if source not in settings.sources:
         known = ", ".join(settings.sources) or "none"
         raise ConfigError(f"no source {source!r} in the configuration (known: {known})")
-    console.print(render(settings, source, base_url), highlight=False, markup=False)
+    # soft_wrap: the URLs are printed whole, to be pasted into Zenoti, however narrow the output
+    console.print(render(settings, source, base_url), highlight=False, markup=False, soft_wrap=True)
 
 
 @sources_app.command("list")
@@ -323,7 +374,7 @@ def sources_list(config: ConfigOption = None) -> None:
         "last received",
         "webhook URL",
     )
-    with Reader(settings.database.url) as reader:
+    with Reader(_database(settings)) as reader:
         summaries = {s.source: s for s in reader.source_summaries(list(settings.sources))}
     for name, summary in summaries.items():
         source = settings.sources.get(name)
@@ -360,7 +411,7 @@ def events_list(
 
     settings = _settings(config)
     type_name = lookup(event_type).name if event_type else None
-    with Reader(settings.database.url) as reader:
+    with Reader(_database(settings)) as reader:
         rows = reader.list_events(
             EventFilter(source=source, type_name=type_name, status=status), limit=limit
         )
@@ -405,7 +456,7 @@ def events_show(
     from .storage.queries import Reader
 
     settings = _settings(config)
-    with Reader(settings.database.url) as reader:
+    with Reader(_database(settings)) as reader:
         event = reader.get_event(event_id, source)
     summary = event.summary()
     table = Table(show_header=False)
@@ -479,7 +530,7 @@ def events_replay(
     from .storage.replay import Operator
 
     settings = _settings(config)
-    with Operator(settings.database.url) as operator:
+    with Operator(_database(settings)) as operator:
         if event_id is not None:
             queued = operator.replay_event(event_id, source)
             console.print(f"event {event_id}: {queued} job(s) queued again")
@@ -525,7 +576,7 @@ def dead_list(
     """Jobs that failed for good, newest first."""
     from .storage.replay import Operator
 
-    with Operator(_settings(config).database.url) as operator:
+    with Operator(_database(_settings(config))) as operator:
         letters = operator.dead_letters(source, limit)
     table = Table(
         "job", "failed", "source", "event type", "event_id", "consumer", "attempts", "last error"
@@ -554,7 +605,7 @@ def dead_show(
     """One dead letter with its full error."""
     from .storage.replay import Operator
 
-    with Operator(_settings(config).database.url) as operator:
+    with Operator(_database(_settings(config))) as operator:
         letter = operator.dead_letter(job_id)
     table = Table(show_header=False)
     for key, value in asdict(letter).items():
@@ -574,7 +625,7 @@ def dead_replay(
 
     if (job_id is None) == (not all_jobs):
         raise ConfigError("name one job id, or use --all (not both)")
-    with Operator(_settings(config).database.url) as operator:
+    with Operator(_database(_settings(config))) as operator:
         if job_id is not None:
             operator.dead_letter(job_id)  # NotFound with a clear message
         queued = operator.requeue_dead(None if job_id is None else [job_id])

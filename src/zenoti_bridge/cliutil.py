@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, ParamSpec, TypeVar
@@ -27,7 +28,8 @@ ConfigOption = Annotated[
 
 
 def friendly(command: Callable[P, R]) -> Callable[P, R]:
-    """Bad input ends the command with one line on stderr and exit code 2."""
+    """Bad input ends the command with one line on stderr and exit code 2; a database that
+    fails during the command, with one line and exit code 1."""
 
     @functools.wraps(command)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -36,5 +38,17 @@ def friendly(command: Callable[P, R]) -> Callable[P, R]:
         except ZenotiBridgeError as exc:
             err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
+        except Exception as exc:
+            if not _database_error(exc):
+                raise  # a bug: the traceback is the report
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            err.print(f"[red]error:[/red] the database failed: {reason}", highlight=False)
+            raise typer.Exit(1) from None
 
     return wrapper
+
+
+def _database_error(exc: Exception) -> bool:
+    """A SQLAlchemy error: the database went away or refused mid-command (not bad input)."""
+    errors = sys.modules.get("sqlalchemy.exc")  # loaded only by commands that use a database
+    return errors is not None and isinstance(exc, errors.SQLAlchemyError)

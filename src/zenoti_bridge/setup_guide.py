@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from urllib.parse import quote
+import ipaddress
+import re
+from urllib.parse import quote, urlsplit
 
 from .catalog import FAMILIES, types_in_family
 from .config import Settings, SourceConfig, connectable_host
@@ -33,20 +35,44 @@ def base_url(
 
 
 def event_name(type_name: str, family: str) -> str:
-    """The "Event Name" Zenoti's webhook form lists for a catalog type of one family."""
-    # Zenoti's form lists the last segment(s) of the type as the "Event Name"
+    """The "Event Name" Zenoti's webhook form lists for a catalog type of one family.
+
+    The form lists the last segment(s) of the type as words: the catalog's spelling rule
+    removes the spaces inside a segment ("Booking No Show" is ``Class.Booking.NoShow``).
+    """
     parts = type_name.split(".")
     if family in ("Class", "Appointment") and len(parts) > 2:
-        return " ".join(parts[1:])
-    return parts[-1]
+        label = " ".join(parts[1:])
+    else:
+        label = parts[-1]
+    return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", label)
+
+
+def reachable_from_zenoti(url: str) -> bool:
+    """False for a loopback, private or link-local address, which Zenoti's servers cannot call."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
+        return False
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return True  # a public name, as far as can be told here
+    return address.is_global
 
 
 def render(settings: Settings, source: str, override_base: str | None = None) -> str:
     config = settings.sources[source]
     url = webhook_url(base_url(settings, override_base), source, config)
-    lines = [
-        f"Connecting Zenoti to zenoti-bridge, source {source!r}",
-        "",
+    lines = [f"Connecting Zenoti to zenoti-bridge, source {source!r}", ""]
+    if not reachable_from_zenoti(url):
+        lines += [
+            f"Note: {base_url(settings, override_base)} is not reachable from the internet, and "
+            "Zenoti calls from its own servers.",
+            "Pass the public address the bridge is reached at: --base-url https://your.host "
+            "(or set server.public_url).",
+            "",
+        ]
+    lines += [
         "1. In Zenoti open Configuration > Integrations > Webhooks",
         "   (older screens: Admin > Setup > Automation > + Add New Automation).",
         "2. Add one webhook per event below. For each one set:",

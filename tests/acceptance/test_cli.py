@@ -174,3 +174,103 @@ def test_replay_and_dead_letters_from_the_command_line(configured: Path) -> None
     assert both.exit_code == 2 and "not both" in both.output
     missing = runner.invoke(app, ["dead-letters", "replay", "3"])
     assert missing.exit_code == 2 and "no dead letter with job id 3" in missing.output
+
+
+READING = [
+    ["sources", "list"],
+    ["events", "list"],
+    ["events", "show", "0" * 24],
+    ["events", "replay", "--dry-run"],
+    ["dead-letters", "list"],
+    ["dead-letters", "show", "1"],
+]
+
+
+@pytest.mark.parametrize("argv", READING, ids=" ".join)
+def test_reading_commands_before_any_migration_say_what_to_run(
+    configured: Path, argv: list[str]
+) -> None:
+    database = load_settings(configured).database.sqlite_path
+    assert not database.exists()
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 2, result.output
+    assert "no database at" in result.output and "zenoti-bridge migrate" in result.output
+    assert not database.exists(), "a command that only reads created the database"
+
+    database.parent.mkdir(parents=True, exist_ok=True)
+    database.touch()  # a file, but no tables
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 2, result.output
+    assert "holds no zenoti-bridge tables; run `zenoti-bridge migrate`" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_database_that_fails_mid_command_is_one_line(
+    configured: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from zenoti_bridge.storage.queries import Reader
+
+    assert runner.invoke(app, ["migrate"]).exit_code == 0
+
+    def gone(*_: object, **__: object) -> None:
+        raise OperationalError("SELECT", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(Reader, "list_events", gone)
+    result = runner.invoke(app, ["events", "list"])
+    assert result.exit_code == 1
+    assert result.output.strip() == "error: the database failed: server closed the connection"
+
+
+def test_a_named_config_file_that_does_not_exist_stops_serve(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["serve", "--config", "typo.toml"])
+    assert result.exit_code == 2
+    assert "typo.toml: no such configuration file" in result.output
+    assert not (tmp_path / "var").exists(), "nothing was started or created"
+
+
+def test_an_environment_list_that_is_not_json_is_one_line(
+    configured: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ZB_ADMIN__TOKENS", "abc")
+    result = runner.invoke(app, ["setup-guide", "demo"])
+    assert result.exit_code == 2
+    assert "ZB_ADMIN__TOKENS: not valid JSON" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_urls_and_commands_are_printed_whole_to_be_copied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repository = Path(__file__).resolve().parents[2]
+    monkeypatch.chdir(repository)  # where the sample the commands name exists
+    config = tmp_path / "bridge.toml"
+    written = runner.invoke(app, ["init", "--config", str(config), "--port", "8123"])
+    assert written.exit_code == 0, written.output
+    lines = written.output.splitlines()
+    sample = "tests/fixtures/zenoti/payloads/Guest.Created.json"
+    assert f"  zenoti-bridge send {sample} --source demo --config {config}" in lines or any(
+        line.endswith(f" -m zenoti_bridge send {sample} --source demo --config {config}")
+        for line in lines
+    ), written.output
+    (curl,) = [line for line in lines if line.startswith("  curl ")]
+    assert curl.startswith("  curl -X POST http://127.0.0.1:8123/webhooks/zenoti/demo -H ")
+    assert curl.endswith(f"--data-binary @{sample}"), "one line, nothing cut"
+
+    token = "t" * 90  # a URL far wider than any terminal
+    with config.open("a") as out:
+        out.write(f'url_token = "{token}"\n')
+    guide = runner.invoke(app, ["setup-guide", "demo", "--config", str(config)])
+    assert guide.exit_code == 0, guide.output
+    url = f"http://127.0.0.1:8123/webhooks/zenoti/demo?token={token}"
+    assert guide.output.count(f"URL: {url}\n") == 9
+    assert "not reachable from the internet" in guide.output, "the loopback default is flagged"
+    public = runner.invoke(
+        app, ["setup-guide", "demo", "--config", str(config), "--base-url", "https://b.example"]
+    )
+    assert "not reachable" not in public.output
+    assert "Event Name 'Booking No Show'" in public.output, "as Zenoti's form spells it"

@@ -63,18 +63,12 @@ def test_scripts_run_serves_and_a_signed_sample_is_accepted(tmp_path: Path) -> N
         match = re.search(r"source demo: POST (\S+)", printed)
         assert match, printed
         assert match.group(1) == f"http://127.0.0.1:{port}/webhooks/zenoti/demo"
+        assert f"webhook URL: {match.group(1)}\n" in printed, "init printed the URL served"
 
+        # as the README says: the URL comes from the config that ./scripts/run wrote
         sample = PAYLOADS / "Guest.Created.json"
         sent = subprocess.run(
-            [
-                str(BIN / "zenoti-bridge"),
-                "send",
-                str(sample),
-                "--source",
-                "demo",
-                "--url",
-                f"http://127.0.0.1:{port}",
-            ],
+            [str(BIN / "zenoti-bridge"), "send", str(sample), "--source", "demo"],
             env=env,
             capture_output=True,
             text=True,

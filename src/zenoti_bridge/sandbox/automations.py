@@ -111,18 +111,13 @@ class InvalidWebhook(ZenotiBridgeError):
     """A webhook's fields cannot be saved; the message names the field and the valid values."""
 
 
-def _words(label: str) -> str:
-    # "Booking NoShow" -> "Booking No Show": Zenoti's form shows segments as separate words
-    return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", label)
-
-
 def _label_key(label: str) -> str:
     return re.sub(r"[^0-9a-z]", "", label.lower())
 
 
 def event_names(family: str) -> dict[str, str]:
     """The "Event Name" choices of one "Event Type" family, each with its catalog type."""
-    return {_words(event_name(t.name, family)): t.name for t in types_in_family(family)}
+    return {event_name(t.name, family): t.name for t in types_in_family(family)}
 
 
 @dataclass(frozen=True, slots=True)
