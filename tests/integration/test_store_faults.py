@@ -233,3 +233,31 @@ async def test_the_sqlite_wal_stays_near_its_limit_under_continuous_writes(tmp_p
     assert largest < 8 * limit, f"the WAL reached {largest:,} bytes (limit {limit:,})"
     with Reader(f"sqlite:///{path}") as reader:
         assert reader.stats()["events"]["total"] == 3000
+
+
+async def test_a_lock_held_when_the_writer_first_connects_is_waited_for(tmp_path: Path) -> None:
+    """Another connection holding the file for a moment (the checkpointer opening the WAL at
+    start, a backup) delays the first write; it must not answer it 503 at once."""
+    import sqlite3
+
+    path = tmp_path / "bridge.db"
+    migrations.upgrade(f"sqlite:///{path}")
+    store = SQLiteStore(path, checkpoint_interval=3600)  # no checkpoint in the way
+    await store.start()
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("PRAGMA locking_mode=EXCLUSIVE")
+    blocker.execute("BEGIN EXCLUSIVE")
+    blocker.execute("SELECT count(*) FROM events").fetchone()
+
+    def release() -> None:
+        blocker.execute("COMMIT")
+        blocker.close()
+
+    asyncio.get_running_loop().call_later(0.3, release)
+    try:
+        started = time.monotonic()
+        recorded = await store.record_event(incoming(1))
+        assert recorded.outcome == "accepted"
+        assert time.monotonic() - started >= 0.25, "the write waited for the lock"
+    finally:
+        await store.stop()

@@ -328,8 +328,8 @@ class SQLiteStore:
         """
         if not consumers or consumers == self._consumers:
             return
-        conn.execute("DROP TRIGGER IF EXISTS temp.zb_event_jobs")
-        conn.execute(_jobs_trigger(consumers))
+        self._patiently(lambda: conn.execute("DROP TRIGGER IF EXISTS temp.zb_event_jobs"))
+        self._patiently(lambda: conn.execute(_jobs_trigger(consumers)))
         self._consumers = consumers
 
     def _transaction(self, op: Op) -> Any:
@@ -393,7 +393,9 @@ class SQLiteStore:
                 timeout=0,  # waits for other connections' locks are _patiently's
             )
             try:
-                conn.execute("PRAGMA journal_mode=WAL")
+                # the first statement reads the file: while another connection opens the WAL
+                # (the checkpointer, at start) it may meet a lock held for a moment
+                self._patiently(lambda: conn.execute("PRAGMA journal_mode=WAL"))
                 conn.execute("PRAGMA synchronous=FULL")
                 conn.execute("PRAGMA wal_autocheckpoint=0")
                 conn.execute("PRAGMA cache_size=-65536")  # 64 MiB: index pages stay in memory
