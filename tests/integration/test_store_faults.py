@@ -3,7 +3,8 @@
 SQLite: the database and WAL files are made immutable (``chattr +i``, which stops root too), so
 every write fails with an I/O error, then made writable again. PostgreSQL: the bridge talks to the
 server through a TCP proxy on loopback that the test cuts (connections dropped, new ones refused)
-and restores, as a network partition or a restarting server would.
+and restores, as a network partition would; and a PostgreSQL server of the test's own
+(``tests/private_postgres.py``) is shut down and started again, as an operator or a crash would.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -24,6 +25,7 @@ import pytest
 from tests.conftest import IN_CI, SettingsFactory
 from tests.integration.test_intake import event_body, signed
 from tests.integration.test_store_contract import incoming
+from tests.private_postgres import NotAvailable, PrivatePostgres, private_postgres
 from zenoti_bridge.app import BridgeApp
 from zenoti_bridge.storage import migrate as migrations
 from zenoti_bridge.storage import open_store
@@ -261,3 +263,49 @@ async def test_a_lock_held_when_the_writer_first_connects_is_waited_for(tmp_path
         assert time.monotonic() - started >= 0.25, "the write waited for the lock"
     finally:
         await store.stop()
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[PrivatePostgres]:
+    try:
+        with private_postgres() as server:
+            yield server
+    except NotAvailable as exc:
+        if IN_CI:
+            pytest.fail(f"a private PostgreSQL server cannot run here: {exc}")
+        pytest.skip(f"!!! a private PostgreSQL server cannot run here: {exc}")
+
+
+async def test_a_postgres_server_shut_down_answers_503_then_recovers_when_it_is_back(
+    own_postgres: PrivatePostgres, make_settings: SettingsFactory
+) -> None:
+    """The server itself stopped (every session ended, nothing listening), not a cut cable."""
+    migrations.upgrade(own_postgres.url)
+    base = make_settings(own_postgres.url)
+    settings = base.model_copy(
+        update={"database": base.database.model_copy(update={"pool_timeout": 1.0})}
+    )
+    store = open_store(settings.database)
+    await store.start()
+    client = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=BridgeApp(settings, store, manage_store=False)),
+        base_url="http://bridge.test",
+    )
+    try:
+        first = event_body(1)
+        assert (await client.post(URL, content=first, headers=signed(first))).status_code == 200
+        await asyncio.to_thread(own_postgres.stop)
+        lost = event_body(2)
+        assert_unavailable(await client.post(URL, content=lost, headers=signed(lost)))
+        assert (await client.get("/readyz")).status_code == 503
+        await asyncio.to_thread(own_postgres.start)
+        recovered_after = await post_until_accepted(client, lost)
+        assert recovered_after < RECOVERY_DEADLINE
+        assert (await client.get("/readyz")).status_code == 200
+        again = await client.post(URL, content=first, headers=signed(first))
+        assert again.json()["status"] == "duplicate", "what was stored before the stop is there"
+    finally:
+        await client.aclose()
+        await store.stop()
+    with Reader(own_postgres.url) as reader:
+        assert sorted(e for e, _, _ in reader.event_id_counts()) == [f"{1:024x}", f"{2:024x}"]
