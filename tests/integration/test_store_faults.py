@@ -15,7 +15,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -174,11 +174,14 @@ async def proxied_postgres_url(postgres_url: str) -> AsyncIterator[tuple[str, Tc
     await proxy.cut()
 
 
-async def test_postgres_stopped_answers_503_then_recovers(
-    proxied_postgres_url: tuple[str, TcpProxy], postgres_url: str, make_settings: SettingsFactory
+async def survives_a_postgres_outage(
+    url: str,
+    make_settings: SettingsFactory,
+    down: Callable[[], Awaitable[object]],
+    up: Callable[[], Awaitable[object]],
 ) -> None:
-    url, proxy = proxied_postgres_url
-    migrations.upgrade(postgres_url)
+    """Event 1 is stored; PostgreSQL goes ``down``: event 2 gets 503 with Retry-After and
+    /readyz 503; it comes ``up``: event 2 is taken without a restart, and event 1 is there."""
     base = make_settings(url)
     settings = base.model_copy(
         update={"database": base.database.model_copy(update={"pool_timeout": 1.0})}
@@ -192,17 +195,27 @@ async def test_postgres_stopped_answers_503_then_recovers(
     try:
         first = event_body(1)
         assert (await client.post(URL, content=first, headers=signed(first))).status_code == 200
-        await proxy.cut()
+        await down()
         lost = event_body(2)
         assert_unavailable(await client.post(URL, content=lost, headers=signed(lost)))
         assert (await client.get("/readyz")).status_code == 503
-        await proxy.start()
+        await up()
         recovered_after = await post_until_accepted(client, lost)
         assert recovered_after < RECOVERY_DEADLINE
         assert (await client.get("/readyz")).status_code == 200
+        again = await client.post(URL, content=first, headers=signed(first))
+        assert again.json()["status"] == "duplicate", "what was stored before is there"
     finally:
         await client.aclose()
         await store.stop()
+
+
+async def test_postgres_stopped_answers_503_then_recovers(
+    proxied_postgres_url: tuple[str, TcpProxy], postgres_url: str, make_settings: SettingsFactory
+) -> None:
+    url, proxy = proxied_postgres_url
+    migrations.upgrade(postgres_url)
+    await survives_a_postgres_outage(url, make_settings, proxy.cut, proxy.start)
     with Reader(postgres_url) as reader:
         assert sorted(e for e, _, _ in reader.event_id_counts()) == [f"{1:024x}", f"{2:024x}"]
 
@@ -281,31 +294,11 @@ async def test_a_postgres_server_shut_down_answers_503_then_recovers_when_it_is_
 ) -> None:
     """The server itself stopped (every session ended, nothing listening), not a cut cable."""
     migrations.upgrade(own_postgres.url)
-    base = make_settings(own_postgres.url)
-    settings = base.model_copy(
-        update={"database": base.database.model_copy(update={"pool_timeout": 1.0})}
+    await survives_a_postgres_outage(
+        own_postgres.url,
+        make_settings,
+        lambda: asyncio.to_thread(own_postgres.stop),
+        lambda: asyncio.to_thread(own_postgres.start),
     )
-    store = open_store(settings.database)
-    await store.start()
-    client = httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=BridgeApp(settings, store, manage_store=False)),
-        base_url="http://bridge.test",
-    )
-    try:
-        first = event_body(1)
-        assert (await client.post(URL, content=first, headers=signed(first))).status_code == 200
-        await asyncio.to_thread(own_postgres.stop)
-        lost = event_body(2)
-        assert_unavailable(await client.post(URL, content=lost, headers=signed(lost)))
-        assert (await client.get("/readyz")).status_code == 503
-        await asyncio.to_thread(own_postgres.start)
-        recovered_after = await post_until_accepted(client, lost)
-        assert recovered_after < RECOVERY_DEADLINE
-        assert (await client.get("/readyz")).status_code == 200
-        again = await client.post(URL, content=first, headers=signed(first))
-        assert again.json()["status"] == "duplicate", "what was stored before the stop is there"
-    finally:
-        await client.aclose()
-        await store.stop()
     with Reader(own_postgres.url) as reader:
         assert sorted(e for e, _, _ in reader.event_id_counts()) == [f"{1:024x}", f"{2:024x}"]
