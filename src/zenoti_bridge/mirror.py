@@ -212,7 +212,7 @@ def _write(
             f"INSERT INTO mirror_{resource} ({', '.join(columns)}) "
             f"VALUES ({', '.join(':' + c for c in columns)}) "
             f"ON CONFLICT (source, id) DO UPDATE SET {updates}",
-            batch,
+            _storable(batch),
         )
     by_source: dict[str, list[str]] = {}
     for source, invoice_id in invoices:
@@ -228,14 +228,24 @@ def _write(
         "type, code, quantity, final_price, therapist_id) VALUES (:source, :invoice_id, "
         ":invoice_item_id, :item_id, :name, :type, :code, :quantity, :final_price, :therapist_id) "
         "ON CONFLICT (source, invoice_id, invoice_item_id) DO NOTHING",
-        items,
+        _storable(items),
     )
     sql.run_many(
         "INSERT INTO mirror_membership_history (source, membership_id, event_id, event_timestamp, "
         "event, status, state) VALUES (:source, :membership_id, :event_id, :event_timestamp, "
         ":event, :status, :state) ON CONFLICT (source, membership_id, event_id) DO NOTHING",
-        history,
+        _storable(history),
     )
+
+
+def _storable(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows with any NUL character in their text as U+FFFD: PostgreSQL's text cannot hold
+    NUL, which JSON can carry (the raw body keeps the original)."""
+    for row in rows:
+        for name, value in row.items():
+            if type(value) is str and "\x00" in value:
+                row[name] = value.replace("\x00", "\ufffd")
+    return rows
 
 
 def _localize(resource: str, row: dict[str, Any]) -> dict[str, Any]:

@@ -58,6 +58,14 @@ class WorkerStats:
 
 
 DATABASE_ERRORS = (sqlite3.Error, psycopg.Error)
+# A value the database refuses (a number out of its column's range, text it cannot hold) is the
+# event's problem, like a bug that only this event triggers: it fails its own job, not the batch.
+DATA_ERRORS = (sqlite3.DataError, psycopg.DataError)
+
+
+def _outage(exc: Exception) -> bool:
+    """True when the database itself failed: the whole batch waits and is tried again."""
+    return isinstance(exc, DATABASE_ERRORS) and not isinstance(exc, DATA_ERRORS)
 
 
 def run_mirror_batch(
@@ -70,7 +78,8 @@ def run_mirror_batch(
     """Claim, apply and finish one batch in the caller's transaction: (jobs done, jobs dead).
 
     Database errors abort the whole batch (the caller's transaction rolls back and the jobs stay
-    queued). Any other error is a bug or a poisoned event: the batch is then applied job by job,
+    queued). Any other error, a value the database refuses included, is a bug or a poisoned
+    event: the batch is then applied job by job,
     each under a savepoint, and only the failing jobs are retried by the policy or go dead, so
     one bad event never blocks the queue.
     """
@@ -93,9 +102,9 @@ def run_mirror_batch(
         savepoint = True
         apply_decoded(sql, decoded, now)
         sql.run("RELEASE SAVEPOINT mirror_batch")
-    except DATABASE_ERRORS:
-        raise
-    except Exception:
+    except Exception as exc:
+        if _outage(exc) or (isinstance(exc, DATA_ERRORS) and not savepoint):
+            raise  # outside the savepoint a refused value leaves nothing to roll back to
         if savepoint:
             sql.run("ROLLBACK TO SAVEPOINT mirror_batch")
         lock_entities(sql, {_ordering_key(j) for j in jobs})
@@ -104,9 +113,9 @@ def run_mirror_batch(
             try:
                 one, one_dead = decode_events([events[job.job_id]])
                 lock_entities(sql, lock_keys(one))
-            except DATABASE_ERRORS:
-                raise
-            except Exception:
+            except Exception as exc:
+                if isinstance(exc, DATABASE_ERRORS):
+                    raise
                 one, one_dead = None, {}
             sql.run("SAVEPOINT mirror_job")
             try:
@@ -115,9 +124,9 @@ def run_mirror_batch(
                 apply_decoded(sql, one, now)
                 dead.update(one_dead)
                 sql.run("RELEASE SAVEPOINT mirror_job")
-            except DATABASE_ERRORS:
-                raise
             except Exception as exc:
+                if _outage(exc):
+                    raise
                 sql.run("ROLLBACK TO SAVEPOINT mirror_job")
                 log.exception("mirror job %d failed", job.job_id)
                 age = (now - job.created_at).total_seconds()

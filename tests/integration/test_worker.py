@@ -95,6 +95,52 @@ async def test_an_unparseable_stored_body_goes_dead_at_once(
     assert job["status"] == "dead" and "not_json" in job["last_error"]
 
 
+async def test_values_a_database_refuses_never_stall_the_queue(
+    store: Store, database_url: str, reader: Reader
+) -> None:
+    """A NUL character (PostgreSQL's text refuses it) and an integer too large for a 32-bit
+    column arrive in authentic payloads. The NUL is stored as U+FFFD; on PostgreSQL the oversized
+    value fails its own job, which the policy retries, while every other job is applied: a value
+    is the event's problem, never a reason to retry the whole batch. (SQLite's integers have 64
+    bits: there the invoice is applied.)"""
+    nul, _ = guest_event(1, 1, 1)
+    document = orjson.loads(nul.body)
+    document["data"]["personal_info"]["first_name"] = "Ann\u0000e"
+    await store.record_event(replace(nul, body=orjson.dumps(document)))
+    invoice = orjson.loads(payload("Invoice.Closed"))
+    invoice["event_id"] = f"{2:024x}"
+    invoice["data"]["invoice"]["invoice_items"][0]["type"] = 2**40  # INTEGER: 32 bits in PostgreSQL
+    await store.record_event(
+        incoming(
+            2,
+            body=orjson.dumps(invoice),
+            event_type="Invoice.Closed",
+            type_name="Invoice.Closed",
+            resource="invoice",
+            entity_id=invoice["data"]["invoice"]["id"],
+            ordering_key=f"invoice:{invoice['data']['invoice']['id']}",
+        )
+    )
+    for n in range(3, 6):
+        await store.record_event(guest_event(n, n, n)[0])
+    workers = Workers(store, database_url=database_url, clock=Clock())
+    try:
+        handled = await asyncio.wait_for(workers.run_until_idle(), timeout=30)
+    finally:
+        await workers.stop()
+    postgres = database_url.startswith("postgresql")
+    assert handled == (4 if postgres else 5), "on PostgreSQL the invoice waits for its retry"
+    names = {g["id"]: g["first_name"] for g in reader.entities("guest")}
+    assert names[f"00000000-0000-0000-0000-{1:012d}"] == "Ann\ufffde"
+    assert len(names) == 4
+    (job,) = reader.get_event(f"{2:024x}").jobs
+    expected = ("queued", 1) if postgres else ("succeeded", 1)
+    assert (job["status"], job["attempts"]) == expected, job
+    if postgres:
+        assert "DataError" in job["last_error"] or "out of range" in job["last_error"]
+    assert workers.stats.failures == 0, "no batch was failed as if the database were down"
+
+
 async def test_concurrent_workers_on_postgres_end_with_the_sequential_mirror(
     postgres_url: str, make_settings: SettingsFactory
 ) -> None:
