@@ -56,10 +56,7 @@ class PrivatePostgres:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def _pg_ctl(self, *args: str) -> None:
-        command = [*self.as_user, str(self.bin_dir / "pg_ctl"), "-D", str(self.data), *args]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=60)
-        if result.returncode != 0:
-            raise NotAvailable(f"pg_ctl {' '.join(args)}: {result.stdout}{result.stderr}")
+        _run([*self.as_user, str(self.bin_dir / "pg_ctl"), "-D", str(self.data), *args])
 
     def start(self) -> None:
         options = (
@@ -71,6 +68,17 @@ class PrivatePostgres:
     def stop(self, mode: str = "fast") -> None:
         """``fast`` ends every session (their connections break) and shuts down cleanly."""
         self._pg_ctl("-m", mode, "-w", "stop")
+
+
+def _run(command: list[str]) -> None:
+    """Run a server program; any way it fails is NotAvailable, with what it printed."""
+    name = " ".join(command)
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise NotAvailable(f"{name}: {exc}") from None
+    if result.returncode != 0:
+        raise NotAvailable(f"{name}: {result.stdout}{result.stderr}")
 
 
 @contextmanager
@@ -90,20 +98,15 @@ def private_postgres() -> Iterator[PrivatePostgres]:
         os.chown(data, owner.pw_uid, owner.pw_gid)
         as_user = ["runuser", "-u", "postgres", "--"]
     server = PrivatePostgres(bin_dir, data, _free_port(), as_user)
+    initdb = [str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"]
     try:
-        made = subprocess.run(
-            [*as_user, str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        if made.returncode != 0:
-            raise NotAvailable(f"initdb failed: {made.stdout}{made.stderr}")
-        server.start()
+        # C.UTF-8 exists on every Debian, whatever locales were generated or LANG says
+        _run([*as_user, *initdb, "--locale=C.UTF-8", "-E", "UTF8"])
         try:
+            server.start()  # inside: a start that timed out may still leave a server running
             yield server
         finally:
-            with contextlib.suppress(NotAvailable):  # it was stopped already
+            with contextlib.suppress(NotAvailable):  # not running, or stopped already
                 server.stop("immediate")
     finally:
         shutil.rmtree(root, ignore_errors=True)
