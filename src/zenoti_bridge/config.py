@@ -8,11 +8,13 @@ variables override it key by key, nested with double underscores: ``ZB_DATABASE_
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -251,24 +253,73 @@ def _describe(error: dict[str, Any]) -> str:
     return f"{location}: {message} (set in the file, or override with {env})"
 
 
+def _structured(parts: list[str]) -> str | None:
+    """``list`` or ``table`` when the setting at ``parts`` (a variable's name split at ``__``,
+    without ``ZB_``) holds one, which the environment must give as JSON; else None."""
+    annotation: Any = Settings
+    for part in parts:
+        annotation = _unoptional(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = annotation.model_fields.get(part.lower())
+            if field is None:
+                return None
+            annotation = field.annotation
+        elif get_origin(annotation) is dict:
+            annotation = get_args(annotation)[1]  # the part is a key: a source's name, say
+        else:
+            return None  # below a plain value: not a setting
+    annotation = _unoptional(annotation)
+    if get_origin(annotation) in (list, tuple, set, frozenset):
+        return "list"
+    if get_origin(annotation) is dict or (
+        isinstance(annotation, type) and issubclass(annotation, BaseModel)
+    ):
+        return "table"
+    return None
+
+
+def _unoptional(annotation: Any) -> Any:
+    arguments = [a for a in get_args(annotation) if a is not type(None)]
+    if get_origin(annotation) in (Union, UnionType) and len(arguments) == 1:
+        return arguments[0]
+    return annotation
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _environment_problem(exc: SettingsError) -> str:
     """Which ``ZB_`` variable could not be read, and how to write it.
 
-    pydantic-settings reads a list or table from the environment as JSON and names only the
-    top-level key when that fails (``admin`` for ``ZB_ADMIN__TOKENS=abc``).
+    pydantic-settings reads a list or a table from the environment as JSON and names only the
+    top-level key when that fails (``admin`` for ``ZB_ADMIN__TOKENS=abc``): the culprits are
+    the variables under it that hold a list or a table and are not JSON.
     """
     match = re.search(r'field "([^"]+)"', str(exc))
     prefix = "ZB_" + (match.group(1).upper() if match else "")
-    names = sorted(
+    under = sorted(
         name
         for name in os.environ
         if name.upper() == prefix or name.upper().startswith(prefix + "__")
     )
-    example = names[0] if names else prefix + "__KEY"
-    which = ", ".join(names) or prefix + "__*"
+    culprits = [
+        (name, kind)
+        for name in under
+        if (kind := _structured(name[3:].split("__"))) and not _is_json(os.environ[name])
+    ]
+    if not culprits:  # not told apart: name them all
+        culprits = [(name, "list") for name in under] or [(prefix + "__*", "list")]
+    example = {"list": '\'["first", "second"]\'', "table": '\'{"key": "value"}\''}
+    name, kind = culprits[0]
+    which = ", ".join(n for n, _ in culprits)
     return (
         f"environment: {which}: not valid JSON ({exc.__cause__ or exc}); "
-        f'a list or a table is written as JSON, e.g. {example}=\'["first", "second"]\''
+        f"a {kind} is written as JSON, e.g. {name}={example[kind]}"
     )
 
 

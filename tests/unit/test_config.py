@@ -82,17 +82,23 @@ def test_env_override_errors_name_the_variable(
 
 
 @pytest.mark.parametrize(
-    "variable", ["ZB_ADMIN__TOKENS", "ZB_SOURCES__ACME__WEBHOOK_SECRETS", "ZB_CONSUMERS"]
+    ("variable", "example"),
+    [
+        ("ZB_ADMIN__TOKENS", """'["first", "second"]'"""),
+        ("ZB_SOURCES__ACME__WEBHOOK_SECRETS", """'["first", "second"]'"""),
+        ("ZB_CONSUMERS", """'{"key": "value"}'"""),
+    ],
 )
 def test_a_list_or_table_that_is_not_json_names_the_variable_and_the_format(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str, example: str
 ) -> None:
     monkeypatch.setenv(variable, "abc")
+    monkeypatch.setenv("ZB_SOURCES__ACME__SIGNATURE", "log")  # a plain value beside it: not blamed
     with pytest.raises(ConfigError) as caught:
-        load_settings(write(tmp_path, ""))
+        load_settings(write(tmp_path, '[sources.acme]\nwebhook_secrets = ["s"]\n'))
     message = str(caught.value)
-    assert message.startswith(f"environment: {variable}: not valid JSON")
-    assert f"""e.g. {variable}='["first", "second"]'""" in message
+    assert message.startswith(f"environment: {variable}: not valid JSON"), message
+    assert message.endswith(f"e.g. {variable}={example}")
 
 
 def test_a_named_file_that_does_not_exist_stops_the_start(
