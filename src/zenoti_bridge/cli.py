@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import sys
 from dataclasses import asdict
@@ -15,7 +16,7 @@ from rich.table import Table
 
 from . import __version__
 from .cliutil import ConfigOption, console, err, friendly
-from .config import DEFAULT_CONFIG_PATH, Settings, config_path, load_settings
+from .config import Settings, config_path, load_settings
 from .errors import ConfigError
 from .sandbox.cli import sandbox_app
 
@@ -46,11 +47,9 @@ def _migrate_or_check(settings: Settings, migrate: bool) -> None:
         with err.status(f"applying migrations to {migrations.redact(url)}"):
             migrations.upgrade(url)
         return
-    if migrations.current(url) != migrations.head():
-        raise ConfigError(
-            f"the database {migrations.redact(url)} is not at the current schema; "
-            "run `zenoti-bridge migrate` or start without --no-migrate"
-        )
+    current = migrations.current(url)
+    if current != migrations.head():
+        raise ConfigError(_schema_mismatch(migrations.redact(url), current, migrations.head()))
 
 
 def _database(settings: Settings) -> str:
@@ -75,11 +74,22 @@ def _database(settings: Settings) -> str:
             f"the database {where} holds no zenoti-bridge tables; run `zenoti-bridge migrate`"
         )
     if current != migrations.head():
-        raise ConfigError(
-            f"the database {where} is at schema {current}, this version reads {migrations.head()}; "
-            "run `zenoti-bridge migrate`"
-        )
+        raise ConfigError(_schema_mismatch(where, current, migrations.head()))
     return url
+
+
+def _schema_mismatch(where: str, current: str | None, head: str) -> str:
+    from .storage import migrate as migrations
+
+    if current is not None and not migrations.known(current):
+        return (
+            f"the database {where} is at schema {current}, which this version ({head}) does not "
+            "know: a newer zenoti-bridge migrated it; run that version"
+        )
+    return (
+        f"the database {where} is at schema {current or 'none'}, this version needs {head}; "
+        "run `zenoti-bridge migrate`"
+    )
 
 
 def _banner(settings: Settings, host: str, port: int, role: str) -> None:
@@ -234,8 +244,9 @@ def init(
 
     url = webhook_url(base_url(settings), "demo", settings.sources["demo"])
     me = _self_command()
-    sample = _SAMPLE if _SAMPLE.exists() else Path("FILE")
-    option = "" if path == DEFAULT_CONFIG_PATH else f" --config {path}"
+    sample = shlex.quote(str(_SAMPLE)) if _SAMPLE.exists() else "FILE"
+    # the commands find this file by themselves only where it is the one they would read
+    option = "" if path == config_path(None) else f" --config {shlex.quote(str(path))}"
     # soft_wrap: commands and URLs are printed whole, to be copied, however narrow the terminal
     console.print(f"wrote {path} with source 'demo' and a generated webhook secret")
     console.print(f"webhook URL: {url}", soft_wrap=True)
@@ -260,13 +271,13 @@ def _self_command() -> str:
     script = Path(sys.argv[0])
     found = shutil.which("zenoti-bridge")
     if script.name != "zenoti-bridge":  # python -m zenoti_bridge, or a test runner
-        return "zenoti-bridge" if found else f"{sys.executable} -m zenoti_bridge"
+        return "zenoti-bridge" if found else f"{shlex.quote(sys.executable)} -m zenoti_bridge"
     if found and Path(found).resolve() == script.resolve():
         return "zenoti-bridge"
     try:
-        return str(script.resolve().relative_to(Path.cwd().resolve()))
+        return shlex.quote(str(script.resolve().relative_to(Path.cwd().resolve())))
     except ValueError:
-        return str(script.resolve())
+        return shlex.quote(str(script.resolve()))
 
 
 @app.command()

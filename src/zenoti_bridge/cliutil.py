@@ -10,6 +10,7 @@ from typing import Annotated, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from .errors import ZenotiBridgeError
 
@@ -28,20 +29,22 @@ ConfigOption = Annotated[
 
 
 def friendly(command: Callable[P, R]) -> Callable[P, R]:
-    """Bad input ends the command with one line on stderr and exit code 2; a database that
-    fails during the command, with one line and exit code 1."""
+    """Bad input (a ZenotiBridgeError: configuration, a missing event, a database that is not
+    there or not ready when the command starts) ends the command with one line on stderr and exit
+    code 2; a database that fails while the command runs, with one line and exit code 1."""
 
     @functools.wraps(command)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return command(*args, **kwargs)
         except ZenotiBridgeError as exc:
-            err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+            err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except Exception as exc:
             if not _database_error(exc):
                 raise  # a bug: the traceback is the report
-            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+            reason = escape(lines[0] if lines else type(exc).__name__)
             err.print(f"[red]error:[/red] the database failed: {reason}", highlight=False)
             raise typer.Exit(1) from None
 

@@ -9,6 +9,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import OperationalError
 
@@ -50,6 +51,14 @@ def head() -> str:
     revision = ScriptDirectory.from_config(_alembic_config()).get_current_head()
     assert revision is not None
     return revision
+
+
+def known(revision: str) -> bool:
+    """Whether this version ships ``revision`` (a database migrated by a newer one is not)."""
+    try:
+        return ScriptDirectory.from_config(_alembic_config()).get_revision(revision) is not None
+    except CommandError:
+        return False
 
 
 def current(url: str) -> str | None:
