@@ -284,11 +284,12 @@ class SQLiteStore:
         written. Once the statement has committed, errors become outcomes: the batch must not be
         written again event by event.
         """
-        conn = self._connection()
-        self._use_consumers(conn, consumers)
+        deadline = self._deadline()  # one wait for the whole batch, however many steps wait
+        conn = self._connection(deadline)
+        self._use_consumers(conn, consumers, deadline)
         sql = _insert_sql(len(queued))
         params = list(itertools.chain.from_iterable([row for _, row, _ in queued]))
-        cursor = self._patiently(lambda: conn.execute(sql, params))
+        cursor = self._patiently(lambda: conn.execute(sql, params), deadline)
         created, last = cursor.rowcount, int(cursor.lastrowid or 0)
         if created == len(queued):  # all new: their ids are consecutive, in order
             first = last - created + 1
@@ -320,7 +321,9 @@ class SQLiteStore:
                 outcomes.append((None, _unavailable(exc)))
         return outcomes
 
-    def _use_consumers(self, conn: sqlite3.Connection, consumers: tuple[str, ...]) -> None:
+    def _use_consumers(
+        self, conn: sqlite3.Connection, consumers: tuple[str, ...], deadline: float
+    ) -> None:
         """Give the connection a job trigger for these consumers (unrouted events need none).
 
         The consumers' names are literals in the trigger; reading them from a temporary table
@@ -328,13 +331,14 @@ class SQLiteStore:
         """
         if not consumers or consumers == self._consumers:
             return
-        self._patiently(lambda: conn.execute("DROP TRIGGER IF EXISTS temp.zb_event_jobs"))
-        self._patiently(lambda: conn.execute(_jobs_trigger(consumers)))
+        self._patiently(lambda: conn.execute("DROP TRIGGER IF EXISTS temp.zb_event_jobs"), deadline)
+        self._patiently(lambda: conn.execute(_jobs_trigger(consumers)), deadline)
         self._consumers = consumers
 
     def _transaction(self, op: Op) -> Any:
-        conn = self._connection()
-        self._patiently(lambda: conn.execute("BEGIN IMMEDIATE"))
+        deadline = self._deadline()
+        conn = self._connection(deadline)
+        self._patiently(lambda: conn.execute("BEGIN IMMEDIATE"), deadline)
         try:
             value = op(conn)
             conn.execute("COMMIT")
@@ -344,14 +348,17 @@ class SQLiteStore:
             raise
         return value
 
-    def _patiently(self, attempt: Callable[[], _T]) -> _T:
+    def _deadline(self) -> float:
+        return time.monotonic() + self.busy_timeout_ms / 1000
+
+    def _patiently(self, attempt: Callable[[], _T], deadline: float) -> _T:
         """``attempt()``, again while another connection holds a lock it needs (SQLITE_BUSY).
 
         The connection's own busy handler would sleep 1, 2, 5, 10, 15, 20 ms and more between
         tries; a batch of events waiting behind a checkpoint's brief lock needs far finer steps.
         A statement that failed with SQLITE_BUSY changed nothing, so trying it again is safe.
+        The caller's ``deadline`` (busy_timeout from its start) bounds all of its steps together.
         """
-        deadline = time.monotonic() + self.busy_timeout_ms / 1000
         pause = 0.0001
         while True:
             try:
@@ -367,7 +374,8 @@ class SQLiteStore:
 
     def _restart_wal(self) -> None:
         try:
-            conn = self._connection()  # busy_timeout=0: a reader in the way, try again later
+            conn = self._connection(self._deadline())
+            # the RESTART is tried once: with a reader in the way, it is asked for again later
             busy, _, _ = conn.execute("PRAGMA main.wal_checkpoint(RESTART)").fetchone()
             if not busy:
                 self.stats.wal_restarts += 1
@@ -384,7 +392,7 @@ class SQLiteStore:
         finally:
             conn.close()
 
-    def _connection(self) -> sqlite3.Connection:
+    def _connection(self, deadline: float) -> sqlite3.Connection:
         if self._conn is None:
             conn = sqlite3.connect(
                 self.path,
@@ -395,7 +403,7 @@ class SQLiteStore:
             try:
                 # the first statement reads the file: while another connection opens the WAL
                 # (the checkpointer, at start) it may meet a lock held for a moment
-                self._patiently(lambda: conn.execute("PRAGMA journal_mode=WAL"))
+                self._patiently(lambda: conn.execute("PRAGMA journal_mode=WAL"), deadline)
                 conn.execute("PRAGMA synchronous=FULL")
                 conn.execute("PRAGMA wal_autocheckpoint=0")
                 conn.execute("PRAGMA cache_size=-65536")  # 64 MiB: index pages stay in memory
