@@ -129,6 +129,8 @@ def _text_field(body: dict[str, Any], key: str, *, required: bool) -> str | None
             raise EnvelopeError(f"invalid_{key}", f"{key!r} must be a non-empty string")
         return None
     if len(value) > MAX_ID_LENGTH or _CONTROL.search(value):
+        if not required:  # informational (the delivery id): left out; the raw body keeps it
+            return None
         raise EnvelopeError(f"invalid_{key}", f"{key!r} is too long or holds control characters")
     return value
 

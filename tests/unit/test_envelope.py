@@ -104,3 +104,21 @@ def test_integer_event_ids_are_taken_as_text() -> None:
         {"event_id": 42, "event_type": "X", "event_timestamp": "2024-01-01T00:00:00Z"}
     )
     assert parse_envelope(body).event_id == "42"
+
+
+@pytest.mark.parametrize("delivery_id", ["a\u0000b", "x" * 200, "\n", 3.5, ["list"]])
+def test_an_unusable_delivery_id_is_left_out_not_refused(delivery_id: object) -> None:
+    """The delivery id is informational (events are deduplicated on event_id): an authentic
+    event is not quarantined for it; the raw body keeps it."""
+    body = orjson.dumps(
+        {
+            "id": delivery_id,
+            "event_id": "665ddd69aa5bf36518677db7",
+            "event_type": "Guest.Created",
+            "event_timestamp": "2024-01-01T00:00:00Z",
+            "event_schema": "v1\u0000",
+        }
+    )
+    envelope = parse_envelope(body)
+    assert envelope.delivery_id is None and envelope.event_schema is None
+    assert envelope.event_id == "665ddd69aa5bf36518677db7"
