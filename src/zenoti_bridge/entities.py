@@ -159,7 +159,10 @@ def changes_for(event_type: str, data: Any) -> list[EntityChange]:
         invoice = _dict(data.get("invoice"))
         return _change("invoice", invoice.get("id"), {"snapshot": invoice, "deleted": False})
     if name.startswith("Class.Schedule."):
-        key = data.get("sesion_id", data.get("session_id"))
+        # Zenoti's typo first; a null there (as in the sample, beside session_id) falls through
+        key = data.get("sesion_id")
+        if key is None:
+            key = data.get("session_id")
         sections: dict[str, Any] = {"snapshot": data}
         if name.endswith("Deleted"):
             sections["deleted"] = True
@@ -309,6 +312,19 @@ def _group_snapshot(data: dict[str, Any]) -> list[EntityChange]:
 # -- state to rows ----------------------------------------------------------------------------
 
 
+def _from_newest(state: EntityState, key: str, *sections: str) -> Any:
+    """``key`` from whichever of ``sections`` holds it and was written by the newest event
+    (a Freeze after a Created carries the expiry date that now holds)."""
+    found = [
+        (stamp, value[key])
+        for name in sections
+        if (stamp := state.stamp(name)) is not None
+        and isinstance(value := state.value(name), dict)
+        and value.get(key) is not None
+    ]
+    return max(found, key=lambda pair: pair[0])[1] if found else None
+
+
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value != "" else None
 
@@ -317,7 +333,9 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def _integer(value: Any) -> int | None:
+def integer(value: Any) -> int | None:
+    """An integer as the columns take it: never a boolean (``True`` is an ``int`` in Python,
+    and PostgreSQL refuses it for an integer column)."""
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
@@ -333,10 +351,10 @@ def _phone(value: Any) -> str | None:
     if not isinstance(value, dict):
         return _text(value)
     number, code = value.get("number"), value.get("country_code")
-    if _integer(number):
+    if integer(number):
         number = str(number)
     number = _text(number.strip()) if isinstance(number, str) else None
-    code = str(code).strip().lstrip("+") if _integer(code) or isinstance(code, str) else ""
+    code = str(code).strip().lstrip("+") if integer(code) or isinstance(code, str) else ""
     if number is None or number.startswith("+") or code in ("", "0"):
         return number
     return f"+{code} {number}"
@@ -448,7 +466,7 @@ def project(
             if isinstance(snapshot.get("is_closed"), bool)
             else None,
             is_refund=bool(snapshot.get("is_refund")),
-            currency_id=_integer(total.get("currency_id")),
+            currency_id=integer(total.get("currency_id")),
             net_price=_number(total.get("net_price")),
             tax=_number(total.get("tax")),
             sum_total=_number(total.get("sum_total")),
@@ -459,7 +477,7 @@ def project(
             class_name=_text(snapshot.get("class_name")),
             start_time=_time(snapshot.get("start_time")),
             end_time=_time(snapshot.get("end_time")),
-            capacity=_integer(snapshot.get("capacity")),
+            capacity=integer(snapshot.get("capacity")),
             cancelled=bool(state.value("cancelled", False)),
         )
     elif resource == "class_booking":
@@ -473,8 +491,8 @@ def project(
             waitlist=waitlist if isinstance(waitlist, bool) else None,  # None: never stated
         )
     elif resource == "membership":
-        center = _dict(snapshot.get("center") or _dict(state.value("latest")).get("center"))
-        status = _integer(state.value("status"))
+        center = _dict(_from_newest(state, "center", "snapshot", "latest"))
+        status = integer(state.value("status"))
         row.update(
             guest_id=state.value("guest_id"),
             center_id=normalize_id(center.get("id")),
@@ -484,9 +502,7 @@ def project(
             state=state.value("state"),
             frozen=state.value("freeze") is not None,
             cancelled=state.value("cancel") is not None,
-            expiry_date=_time(
-                snapshot.get("expiry_date") or _dict(state.value("latest")).get("expiry_date")
-            ),
+            expiry_date=_time(_from_newest(state, "expiry_date", "snapshot", "latest")),
         )
     elif resource == "package":
         center = _dict(snapshot.get("center"))
@@ -494,8 +510,8 @@ def project(
         row.update(
             center_id=normalize_id(center.get("id")),
             package_name=_text(_dict(snapshot.get("package")).get("name")),
-            status=_integer(snapshot.get("status")),
-            package_state=_integer(snapshot.get("user_package_state")),
+            status=integer(snapshot.get("status")),
+            package_state=integer(snapshot.get("user_package_state")),
             start_date=_time(dates.get("start")),
             end_date=_time(dates.get("end")),
         )
@@ -504,7 +520,7 @@ def project(
             center_id=normalize_id(snapshot.get("center_id")),
             guest_id=normalize_id(snapshot.get("user_id")),
             appointment_group_id=normalize_id(snapshot.get("appointment_group_id")),
-            rating=_integer(snapshot.get("rating_value")),
+            rating=integer(snapshot.get("rating_value")),
             comments=_text(snapshot.get("comments")),
         )
     elif resource == "guestpass_redemption":
@@ -512,10 +528,10 @@ def project(
             guest_id=normalize_id(snapshot.get("guest_id")),
             redeemed_at=_time(snapshot.get("date")),
             membership_id=normalize_id(snapshot.get("user_membership_id")),
-            balance=_integer(snapshot.get("balance")),
+            balance=integer(snapshot.get("balance")),
         )
     elif resource == "appointment_group":
-        status = _integer(state.value("status"))
+        status = integer(state.value("status"))
         row.update(
             center_id=normalize_id(snapshot.get("center_id")),
             guest_id=normalize_id(_dict(snapshot.get("guest")).get("id")),
@@ -530,7 +546,7 @@ def project(
         # a group snapshot and the progress events both describe the appointment: per column,
         # the newest that states it wins (progress events carry no guest and no local times)
         sources = [d for _, d in _described(state)]
-        group_status = _integer(group.value("status")) if group is not None else None
+        group_status = integer(group.value("status")) if group is not None else None
         progress = _dict(state.value("progress"))
         row.update(
             appointment_group_id=appointment_group_id(state),

@@ -22,6 +22,7 @@ from .entities import (
     Version,
     appointment_group_id,
     changes_for,
+    integer,
     merge,
     project,
 )
@@ -190,7 +191,7 @@ def _write(
                     "event_id": event_id,
                     "event_timestamp": stamp[0],
                     "event": entry.get("event"),
-                    "status": entry.get("status") if isinstance(entry.get("status"), int) else None,
+                    "status": integer(entry.get("status")),
                     "state": entry.get("state"),
                 }
                 for event_id, (stamp, entry) in state.history.items()
@@ -276,7 +277,7 @@ def _invoice_items(source: str, invoice_id: str, snapshot: Any) -> list[dict[str
                 "invoice_item_id": normalize_id(item.get("invoice_item_id")),
                 "item_id": normalize_id(item.get("id")),
                 "name": item.get("name") if isinstance(item.get("name"), str) else None,
-                "type": item.get("type") if isinstance(item.get("type"), int) else None,
+                "type": integer(item.get("type")),
                 "code": item.get("code") if isinstance(item.get("code"), str) else None,
                 "quantity": float(quantity) if isinstance(quantity, int | float) else None,
                 "final_price": float(final) if isinstance(final, int | float) else None,

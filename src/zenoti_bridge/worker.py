@@ -58,14 +58,18 @@ class WorkerStats:
 
 
 DATABASE_ERRORS = (sqlite3.Error, psycopg.Error)
-# A value the database refuses (a number out of its column's range, text it cannot hold) is the
-# event's problem, like a bug that only this event triggers: it fails its own job, not the batch.
-DATA_ERRORS = (sqlite3.DataError, psycopg.DataError)
 
 
 def _outage(exc: Exception) -> bool:
-    """True when the database itself failed: the whole batch waits and is tried again."""
-    return isinstance(exc, DATABASE_ERRORS) and not isinstance(exc, DATA_ERRORS)
+    """True when the database itself failed (the connection, the server, the disk, a lock held
+    too long): the whole batch waits and is tried again. Anything else it refuses (a number past
+    its column's range, text it cannot hold, a key too long for an index, a value of the wrong
+    type) is the event's problem, like a bug only that event triggers: it fails its own job."""
+    if isinstance(exc, psycopg.errors.ProgramLimitExceeded):  # an OperationalError, yet a value's
+        return False
+    return isinstance(
+        exc, (sqlite3.OperationalError, psycopg.OperationalError, psycopg.InterfaceError)
+    )
 
 
 def run_mirror_batch(
@@ -103,8 +107,8 @@ def run_mirror_batch(
         apply_decoded(sql, decoded, now)
         sql.run("RELEASE SAVEPOINT mirror_batch")
     except Exception as exc:
-        if _outage(exc) or (isinstance(exc, DATA_ERRORS) and not savepoint):
-            raise  # outside the savepoint a refused value leaves nothing to roll back to
+        if _outage(exc) or (isinstance(exc, DATABASE_ERRORS) and not savepoint):
+            raise  # outside the savepoint a refused statement leaves nothing to roll back to
         if savepoint:
             sql.run("ROLLBACK TO SAVEPOINT mirror_batch")
         lock_entities(sql, {_ordering_key(j) for j in jobs})

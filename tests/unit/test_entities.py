@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import PAYLOADS, payload_names
+from zenoti_bridge.catalog import lookup
 from zenoti_bridge.entities import (
     EntityState,
     Version,
@@ -404,3 +406,34 @@ def test_any_permutation_and_duplication_equals_applying_once_in_order(
     duplicated = events + data.draw(st.lists(st.sampled_from(events), max_size=10))
     shuffled = data.draw(st.permutations(duplicated))
     assert apply_all(list(shuffled)) == in_order
+
+
+def test_a_membership_shows_the_expiry_and_center_of_its_newest_event() -> None:
+    created = sample("Guest.Membership.Created")["data"]
+    frozen = {**sample("Guest.Membership.Freeze")["data"], "expiry_date": "2025-07-10T19:00:00"}
+    newer_freeze = apply_all(
+        [
+            ("Guest.Membership.Created", created, ("1", "a")),
+            ("Guest.Membership.Freeze", frozen, ("2", "b")),
+        ]
+    )
+    (membership,) = newer_freeze.values()
+    assert membership["row"]["expiry_date"] == datetime(2025, 7, 10, 19, 0, tzinfo=UTC)
+    older_freeze = apply_all(
+        [
+            ("Guest.Membership.Freeze", frozen, ("1", "b")),
+            ("Guest.Membership.Created", created, ("2", "a")),
+        ]
+    )
+    (membership,) = older_freeze.values()
+    assert membership["row"]["expiry_date"] == datetime(2025, 6, 10, 0, 0, tzinfo=UTC), (
+        "the Created is newer"
+    )
+    assert membership["row"]["center_id"] == "5d96cf7f-265b-4da9-8f0c-26ef4243ed52"
+
+
+def test_a_class_session_is_keyed_by_session_id_when_the_misspelled_key_is_null() -> None:
+    data = {**sample("Class.Schedule.Created")["data"], "sesion_id": None, "session_id": 77}
+    (change,) = changes_for("Class.Schedule.Created", data)
+    assert (change.resource, change.id) == ("class_session", "77")
+    assert lookup("Class.Schedule.Created").entity_id(data) == "77", "as the intake keys it"
