@@ -28,6 +28,7 @@ from .entities import (
 )
 from .envelope import parse_envelope, timestamp_key
 from .errors import EnvelopeError
+from .storage.jobs import lock_entities
 from .storage.schema import MIRROR_COLUMNS
 from .storage.sqlconn import SqlConn
 
@@ -105,7 +106,11 @@ def apply_decoded(sql: SqlConn, decoded: Decoded, now: datetime | None = None) -
 
     # appointments are projected with their group; a changed group re-projects its members
     changed_groups = {(s, i) for s, r, i in dirty if r == "appointment_group"}
-    needed = _group_members(sql, changed_groups) | {
+    members = _group_members(sql, changed_groups) - states.keys()
+    # their rows are written again below, whole: hold them first, so that a worker applying an
+    # appointment's own event meanwhile (it holds only that appointment) is waited for and read
+    lock_entities(sql, {f"{resource}:{entity_id}" for _, resource, entity_id in members})
+    needed = members | {
         (s, "appointment_group", group_id)
         for s, r, i in dirty
         if r == "appointment" and (group_id := appointment_group_id(states[(s, r, i)]))

@@ -341,3 +341,58 @@ async def test_worker_processes_wake_on_new_jobs_instead_of_waiting_for_their_ne
         await workers.stop()
         await intake_store.stop()
         await worker_store.stop()
+
+
+def test_a_group_status_waits_for_a_worker_writing_one_of_its_appointments(
+    postgres_url: str,
+) -> None:
+    """AppointmentGroup.Status re-projects its appointments and writes their rows whole. While
+    another worker applies an appointment's own event (it holds only that appointment), the
+    group's worker must wait for it and read what it wrote, not write back what it read before."""
+    import threading
+
+    import psycopg
+
+    from zenoti_bridge.mirror import MirrorEvent, apply_events, decode_events, lock_keys
+    from zenoti_bridge.storage import migrate as migrations
+    from zenoti_bridge.storage.jobs import lock_entities
+    from zenoti_bridge.storage.postgres import psycopg_conninfo
+    from zenoti_bridge.storage.sqlconn import SqlConn
+
+    migrations.upgrade(postgres_url)
+    created = MirrorEvent(1, "acme", payload("AppointmentGroup.Created"))
+    started = orjson.loads(payload("Appointment.Started"))
+    del started["data"]["appointment_group_id"]  # its own event: only the appointment is held
+    status = MirrorEvent(3, "acme", payload("AppointmentGroup.Status"))
+    appointment = "da0aea0e-aa72-470b-9d63-d2a5d1764460"
+    first = psycopg.connect(psycopg_conninfo(postgres_url))
+    second = psycopg.connect(psycopg_conninfo(postgres_url))
+    finished = threading.Event()
+
+    def apply_the_status() -> None:
+        with second.transaction():
+            sql = SqlConn(second, "postgresql")
+            lock_entities(sql, lock_keys(decode_events([status])[0]))
+            apply_events(sql, [status])
+        finished.set()
+
+    try:
+        with first.transaction():
+            apply_events(SqlConn(first, "postgresql"), [created])
+        with first.transaction():
+            sql = SqlConn(first, "postgresql")
+            progress = MirrorEvent(2, "acme", orjson.dumps(started))
+            lock_entities(sql, lock_keys(decode_events([progress])[0]))
+            assert lock_keys(decode_events([progress])[0]) == {f"appointment:{appointment}"}
+            apply_events(sql, [progress])
+            other = threading.Thread(target=apply_the_status)
+            other.start()
+            assert not finished.wait(0.5), "the group's worker waits for the appointment"
+        other.join(10)
+        assert finished.is_set()
+    finally:
+        first.close()
+        second.close()
+    with Reader(postgres_url) as reader:
+        row = reader.entity("appointment", appointment)
+        assert row["progress"] == "started", "the appointment's own event was not written over"
