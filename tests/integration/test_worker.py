@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,6 +19,7 @@ from tests.unit.test_entities import apply_all
 from zenoti_bridge import entities, mirror
 from zenoti_bridge.storage import Store, open_store
 from zenoti_bridge.storage.queries import Reader
+from zenoti_bridge.storage.sqlconn import SqlConn
 from zenoti_bridge.worker import Workers
 
 
@@ -95,6 +97,24 @@ async def test_an_unparseable_stored_body_goes_dead_at_once(
     assert job["status"] == "dead" and "not_json" in job["last_error"]
 
 
+def invoice_event(n: int, invoice_id: str, item_type: object) -> Any:
+    """An Invoice.Closed whose first item has ``item_type`` as its type (INTEGER: 32 bits in
+    PostgreSQL)."""
+    document = orjson.loads(payload("Invoice.Closed"))
+    document["event_id"] = f"{n:024x}"
+    document["data"]["invoice"]["id"] = invoice_id
+    document["data"]["invoice"]["invoice_items"][0]["type"] = item_type
+    return incoming(
+        n,
+        body=orjson.dumps(document),
+        event_type="Invoice.Closed",
+        type_name="Invoice.Closed",
+        resource="invoice",
+        entity_id=invoice_id,
+        ordering_key=f"invoice:{invoice_id}",
+    )
+
+
 async def test_values_a_database_refuses_never_stall_the_queue(
     store: Store, database_url: str, reader: Reader
 ) -> None:
@@ -107,41 +127,15 @@ async def test_values_a_database_refuses_never_stall_the_queue(
     document = orjson.loads(nul.body)
     document["data"]["personal_info"]["first_name"] = "Ann\u0000e"
     await store.record_event(replace(nul, body=orjson.dumps(document)))
-    invoice = orjson.loads(payload("Invoice.Closed"))
-    invoice["event_id"] = f"{2:024x}"
-    invoice["data"]["invoice"]["invoice_items"][0]["type"] = 2**40  # INTEGER: 32 bits in PostgreSQL
-    await store.record_event(
-        incoming(
-            2,
-            body=orjson.dumps(invoice),
-            event_type="Invoice.Closed",
-            type_name="Invoice.Closed",
-            resource="invoice",
-            entity_id=invoice["data"]["invoice"]["id"],
-            ordering_key=f"invoice:{invoice['data']['invoice']['id']}",
-        )
-    )
+    await store.record_event(invoice_event(2, "d330a549-4d14-4f1a-8cc3-46363c234038", 2**40))
     for n in range(3, 6):
         await store.record_event(guest_event(n, n, n)[0])
     long_id, document = guest_event(6, 6, 6)
     # random hex, which no compression shortens: past what a PostgreSQL index entry can hold
     document["data"]["id"] = f"{random.Random(6).getrandbits(24000):06000x}"
     await store.record_event(replace(long_id, body=orjson.dumps(document)))
-    flag = orjson.loads(payload("Invoice.Closed"))
-    flag["event_id"] = f"{7:024x}"
-    flag["data"]["invoice"]["id"] = "11111111-2222-3333-4444-555555555555"
-    flag["data"]["invoice"]["invoice_items"][0]["type"] = True  # a bool where a number belongs
-    await store.record_event(
-        incoming(
-            7,
-            body=orjson.dumps(flag),
-            event_type="Invoice.Closed",
-            type_name="Invoice.Closed",
-            resource="invoice",
-            entity_id=flag["data"]["invoice"]["id"],
-            ordering_key=f"invoice:{flag['data']['invoice']['id']}",
-        )
-    )
+    # a boolean where a number belongs (True is an int in Python)
+    await store.record_event(invoice_event(7, "11111111-2222-3333-4444-555555555555", True))
     workers = Workers(store, database_url=database_url, clock=Clock())
     try:
         handled = await asyncio.wait_for(workers.run_until_idle(), timeout=30)
@@ -205,18 +199,49 @@ async def test_concurrent_workers_on_postgres_end_with_the_sequential_mirror(
     assert sum(p.stats.jobs for p in pools) == 1500, "every job ran exactly once"
 
 
+def second_waits_for_first(
+    postgres_url: str,
+    first_work: Callable[[SqlConn], None],
+    second_work: Callable[[SqlConn], None],
+    why: str,
+) -> None:
+    """``first_work`` in a PostgreSQL transaction kept open while ``second_work`` starts in
+    another: the second is still waiting half a second later, and ends once the first commits."""
+    import threading
+
+    import psycopg
+
+    from zenoti_bridge.storage.postgres import psycopg_conninfo
+
+    first = psycopg.connect(psycopg_conninfo(postgres_url))
+    second = psycopg.connect(psycopg_conninfo(postgres_url))
+    finished = threading.Event()
+
+    def run_second() -> None:
+        with second.transaction():
+            second_work(SqlConn(second, "postgresql"))
+        finished.set()
+
+    try:
+        with first.transaction():
+            first_work(SqlConn(first, "postgresql"))
+            other = threading.Thread(target=run_second)
+            other.start()
+            assert not finished.wait(0.5), why
+        other.join(10)
+        assert finished.is_set()
+    finally:
+        first.close()
+        second.close()
+
+
 async def test_a_merge_and_an_update_of_the_merged_guest_never_run_at_once(
     postgres_url: str, make_settings: SettingsFactory
 ) -> None:
     """Guest.Merged (ordering key of the survivor) also writes the guest merged away; a worker
     applying an update of that guest must wait for it instead of overwriting its tombstone."""
-    import threading
-
-    import psycopg
 
     from zenoti_bridge.storage import migrate as migrations
-    from zenoti_bridge.storage.postgres import psycopg_conninfo
-    from zenoti_bridge.storage.sqlconn import SqlConn
     from zenoti_bridge.worker import run_mirror_batch
 
     migrations.upgrade(postgres_url)
@@ -244,26 +269,19 @@ async def test_a_merge_and_an_update_of_the_merged_guest_never_run_at_once(
     await store.stop()
 
     now = datetime.now(UTC)
-    first = psycopg.connect(psycopg_conninfo(postgres_url))
-    second = psycopg.connect(psycopg_conninfo(postgres_url))
-    finished = threading.Event()
 
-    def apply_the_update() -> None:
-        with second.transaction():
-            run_mirror_batch(SqlConn(second, "postgresql"), 1, now)
-        finished.set()
+    def apply_the_merge(sql: SqlConn) -> None:
+        assert run_mirror_batch(sql, 1, now) == (1, 0)
 
-    try:
-        with first.transaction():
-            assert run_mirror_batch(SqlConn(first, "postgresql"), 1, now) == (1, 0)
-            other = threading.Thread(target=apply_the_update)
-            other.start()
-            assert not finished.wait(0.5), "the update waits while the merge is applied"
-        other.join(10)
-        assert finished.is_set()
-    finally:
-        first.close()
-        second.close()
+    def apply_the_update(sql: SqlConn) -> None:
+        run_mirror_batch(sql, 1, now)
+
+    second_waits_for_first(
+        postgres_url,
+        apply_the_merge,
+        apply_the_update,
+        "the update waits while the merge is applied",
+    )
     with Reader(postgres_url) as reader:
         row = reader.entity("guest", merged_away)
         assert (row["deleted"], row["merged_into"], row["last_event_id"]) == (
@@ -349,7 +367,6 @@ def test_a_group_status_waits_for_a_worker_writing_one_of_its_appointments(
     """AppointmentGroup.Status re-projects its appointments and writes their rows whole. While
     another worker applies an appointment's own event (it holds only that appointment), the
     group's worker must wait for it and read what it wrote, not write back what it read before."""
-    import threading
 
     import psycopg
 
@@ -365,34 +382,22 @@ def test_a_group_status_waits_for_a_worker_writing_one_of_its_appointments(
     del started["data"]["appointment_group_id"]  # its own event: only the appointment is held
     status = MirrorEvent(3, "acme", payload("AppointmentGroup.Status"))
     appointment = "da0aea0e-aa72-470b-9d63-d2a5d1764460"
-    first = psycopg.connect(psycopg_conninfo(postgres_url))
-    second = psycopg.connect(psycopg_conninfo(postgres_url))
-    finished = threading.Event()
 
-    def apply_the_status() -> None:
-        with second.transaction():
-            sql = SqlConn(second, "postgresql")
-            lock_entities(sql, lock_keys(decode_events([status])[0]))
-            apply_events(sql, [status])
-        finished.set()
+    def apply(event: MirrorEvent) -> Callable[[SqlConn], None]:
+        def run(sql: SqlConn) -> None:  # as a worker does: hold the entities, then apply
+            lock_entities(sql, lock_keys(decode_events([event])[0]))
+            apply_events(sql, [event])
 
-    try:
-        with first.transaction():
-            apply_events(SqlConn(first, "postgresql"), [created])
-        with first.transaction():
-            sql = SqlConn(first, "postgresql")
-            progress = MirrorEvent(2, "acme", orjson.dumps(started))
-            lock_entities(sql, lock_keys(decode_events([progress])[0]))
-            assert lock_keys(decode_events([progress])[0]) == {f"appointment:{appointment}"}
-            apply_events(sql, [progress])
-            other = threading.Thread(target=apply_the_status)
-            other.start()
-            assert not finished.wait(0.5), "the group's worker waits for the appointment"
-        other.join(10)
-        assert finished.is_set()
-    finally:
-        first.close()
-        second.close()
+        return run
+
+    progress = MirrorEvent(2, "acme", orjson.dumps(started))
+    assert lock_keys(decode_events([progress])[0]) == {f"appointment:{appointment}"}
+    apply(created)(
+        SqlConn(psycopg.connect(psycopg_conninfo(postgres_url), autocommit=True), "postgresql")
+    )
+    second_waits_for_first(
+        postgres_url, apply(progress), apply(status), "the group's worker waits for the appointment"
+    )
     with Reader(postgres_url) as reader:
         row = reader.entity("appointment", appointment)
         assert row["progress"] == "started", "the appointment's own event was not written over"
