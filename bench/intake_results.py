@@ -159,8 +159,9 @@ def print_threads(targets: list[TargetResult]) -> None:
         print("\n".join(lines))
 
 
-def ratio(targets: dict[str, TargetResult], key: str) -> float | None:
-    base, target = targets.get(NOOP), targets.get(key)
+def ratio(targets: dict[str, TargetResult], key: str, over: str = NOOP) -> float | None:
+    """``key``'s rate over ``over``'s (the no-op app, or the intake with no store)."""
+    base, target = targets.get(over), targets.get(key)
     if base is None or target is None or base.measured is None or target.measured is None:
         return None
     return target.measured.rate / base.measured.rate if base.measured.rate else None
@@ -181,6 +182,13 @@ def print_targets(by_key: dict[str, TargetResult]) -> None:
             f"ratio intake with no store / no-op app: {value:.2f} (the request path alone: "
             "no store can make the intake's ratio higher on this machine)"
         )
+    for key in (SQLITE, POSTGRES):
+        value = ratio(by_key, key, over=NO_STORE)
+        if value is not None:
+            print(
+                f"ratio intake on {STORES[key]} / intake with no store: {value:.2f} "
+                "(what the store leaves of the request path's rate)"
+            )
     sqlite = by_key.get(SQLITE)
     if sqlite is None or sqlite.measured is None:
         return
@@ -278,6 +286,7 @@ def write_json(run: Run) -> Path:
         "machine": run.machine,
         "busy_cores_before": run.busy_before,
         "ratios": {key: ratio(by_key, key) for key in (SQLITE, POSTGRES, NO_STORE)},
+        "ratios_to_no_store": {key: ratio(by_key, key, NO_STORE) for key in (SQLITE, POSTGRES)},
         "targets": [_target_json(t) for t in run.targets],
         "events": run.events,
         "notes": run.notes,
