@@ -31,6 +31,7 @@ from .signature import DEFAULT_HEADER
 DEFAULT_CONFIG_PATH = Path("zenoti-bridge.toml")
 DEFAULT_DATABASE_URL = "sqlite:///var/zenoti-bridge.db"
 DEFAULT_MAX_BODY = 4 * 1024 * 1024
+MIN_ADMIN_TOKEN = 16  # characters; an empty token would even match a request without one
 SOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 SignatureMode = Literal["enforce", "log", "off"]
 
@@ -72,6 +73,17 @@ class ServerConfig(_Section):
 
 class AdminConfig(_Section):
     tokens: list[str] = []
+
+    @field_validator("tokens")
+    @classmethod
+    def _guessable(cls, tokens: list[str]) -> list[str]:
+        for token in tokens:
+            if len(token.strip()) < MIN_ADMIN_TOKEN:
+                raise ValueError(
+                    f"holds a token of {len(token.strip())} characters: anyone could guess it; "
+                    f"use at least {MIN_ADMIN_TOKEN} random ones (zenoti-bridge init writes 43)"
+                )
+        return tokens
 
 
 class RetryConfig(_Section):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 
@@ -106,3 +108,62 @@ async def test_replay_dry_run_then_for_real_and_stats(admin: httpx.AsyncClient) 
     one = await admin.post("/api/v1/events/6668d2835c80f9be67fd4c1e/replay", headers=AUTH)
     assert one.json()["jobs_queued"] == 1
     assert (await admin.get("/api/v1/dead-letters", headers=AUTH)).json() == []
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "body", "message"),
+    [
+        ("GET", "/api/v1/events?tpye=Guest.Created", None, "unknown query parameter(s) tpye"),
+        ("GET", "/api/v1/events?event_type=Guest.Created", None, "this route takes: cursor"),
+        ("GET", "/api/v1/entities/guest?sorce=acme", None, "unknown query parameter(s) sorce"),
+        ("POST", "/api/v1/replays", {"sorce": "nobody"}, "sorce"),
+        ("POST", "/api/v1/replays", {"source": "a\u0000b"}, "NUL"),
+        ("GET", "/api/v1/events?cursor=%C2%B2", None, "next_cursor"),
+        ("GET", "/api/v1/events?cursor=" + "9" * 30, None, "next_cursor"),
+        ("GET", "/api/v1/events?source=%00", None, "NUL"),
+        ("GET", "/api/v1/events/abc%00", None, "NUL"),
+        ("GET", "/api/v1/entities/guest/x%00y", None, "NUL"),
+    ],
+)
+async def test_bad_requests_are_422_with_a_reason_never_a_500_or_a_silent_match_all(
+    admin: httpx.AsyncClient, method: str, url: str, body: object, message: str
+) -> None:
+    answer = await admin.request(method, url, json=body, headers=AUTH)
+    assert answer.status_code == 422, answer.text
+    assert message in answer.text
+
+
+async def test_time_filters_with_an_offset_mean_the_same_instant_on_both_stores(
+    admin: httpx.AsyncClient,
+) -> None:
+    from datetime import UTC, datetime, timedelta, timezone
+
+    hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    in_utc = hour_ago.isoformat()
+    elsewhere = hour_ago.astimezone(timezone(timedelta(hours=5))).isoformat()
+    counts = []
+    for since in (in_utc, elsewhere):
+        page = await admin.get("/api/v1/events", params={"since": since}, headers=AUTH)
+        replay = await admin.post("/api/v1/replays", json={"since": since}, headers=AUTH)
+        counts.append((len(page.json()["items"]), replay.json()["matched"]))
+    assert counts == [(3, 3), (3, 3)]
+
+
+async def test_an_empty_bearer_token_never_opens_the_api(
+    database_url: str, make_settings: SettingsFactory, store: Store, tmp_path: Path
+) -> None:
+    from zenoti_bridge.config import load_settings
+    from zenoti_bridge.errors import ConfigError
+
+    base = make_settings(database_url)
+    with pytest.raises(ValueError, match=r"admin\.tokens"):
+        base.model_validate({**base.model_dump(), "admin": {"tokens": [""]}})
+    with pytest.raises(ConfigError, match="anyone could guess it"):
+        (tmp_path / "bridge.toml").write_text('[admin]\ntokens = ["short"]\n')
+        load_settings(tmp_path / "bridge.toml")
+    client = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=BridgeApp(base, store, manage_store=False)),
+        base_url="http://bridge.test",
+    )
+    answer = await client.get("/api/v1/events", headers={"authorization": "Bearer "})
+    assert answer.status_code in (401, 403)

@@ -8,15 +8,17 @@ pool (SQLAlchemy Core, beside the SQLite writer thanks to WAL).
 from __future__ import annotations
 
 import hmac
+import re
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any, TypeVar, cast
 
 import orjson
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .. import __version__
 from ..catalog import lookup
@@ -30,12 +32,22 @@ T = TypeVar("T")
 
 
 class ReplayRequest(BaseModel):
+    # a misspelt field would otherwise be ignored, and a replay meant for a few events match all
+    model_config = ConfigDict(extra="forbid")
+
     source: str | None = None
     event_type: str | None = None
     status: str | None = None
     since: datetime | None = None
     until: datetime | None = None
     dry_run: bool = True
+
+    @field_validator("source", "event_type", "status")
+    @classmethod
+    def _no_nul(cls, value: str | None) -> str | None:
+        if value is not None and "\x00" in value:
+            raise ValueError("holds a NUL character")
+        return value
 
 
 class ReplayAnswer(BaseModel):
@@ -47,6 +59,25 @@ class ReplayAnswer(BaseModel):
 class Page(BaseModel):
     items: list[dict[str, Any]]
     next_cursor: str | None = Field(None, description="Pass as ?cursor= for the next page")
+
+
+_CURSOR = re.compile(r"[0-9]{1,18}")  # an event's id, as next_cursor gave it
+
+
+def _only(*names: str) -> Any:
+    """A dependency refusing query parameters the route does not know: a misspelt filter would
+    otherwise be ignored, and a listing meant to be narrow come back whole."""
+    known = frozenset(names)
+
+    def check(request: Request) -> None:
+        unknown = sorted(set(request.query_params) - known)
+        if unknown:
+            allowed = ", ".join(sorted(known)) or "none"
+            raise HTTPException(
+                422, f"unknown query parameter(s) {', '.join(unknown)}; this route takes: {allowed}"
+            )
+
+    return Depends(check)
 
 
 def _jsonable(value: T) -> T:
@@ -66,7 +97,7 @@ def build_admin_api(settings: Settings) -> FastAPI:
         if not tokens:
             raise HTTPException(403, "the admin API is off: set admin.tokens in the configuration")
         given = credentials.credentials.encode() if credentials else b""
-        if not any(hmac.compare_digest(given, token) for token in tokens):
+        if not given or not any(hmac.compare_digest(given, token) for token in tokens):
             raise HTTPException(
                 401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"}
             )
@@ -80,11 +111,25 @@ def build_admin_api(settings: Settings) -> FastAPI:
         dependencies=[Depends(authorized)],
     )
 
+    @api.middleware("http")
+    async def refuse_nul(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        # PostgreSQL's text cannot hold NUL: such an id or filter matches nothing, and is an error
+        if "\x00" in request.url.path or b"%00" in request.scope.get("query_string", b""):
+            return JSONResponse({"detail": "NUL characters are not allowed in the URL"}, 422)
+        return await call_next(request)
+
     @api.exception_handler(NotFound)
     async def not_found(_: Request, exc: NotFound) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404)
 
-    @api.get("/events", response_model=Page, summary="Stored events, newest first")
+    @api.get(
+        "/events",
+        response_model=Page,
+        summary="Stored events, newest first",
+        dependencies=[_only("source", "type", "status", "since", "until", "limit", "cursor")],
+    )
     def list_events(
         source: str | None = None,
         event_type: Annotated[str | None, Query(alias="type")] = None,
@@ -96,7 +141,7 @@ def build_admin_api(settings: Settings) -> FastAPI:
     ) -> Page:
         before = None
         if cursor is not None:
-            if not cursor.isdigit():
+            if not _CURSOR.fullmatch(cursor):
                 raise HTTPException(422, "cursor must be the next_cursor of a previous page")
             before = int(cursor)
         where = EventFilter(
@@ -110,7 +155,11 @@ def build_admin_api(settings: Settings) -> FastAPI:
         next_cursor = str(rows[-1].pk) if len(rows) == limit else None
         return Page(items=[r.summary() for r in rows], next_cursor=next_cursor)
 
-    @api.get("/events/{event_id}", summary="One event: envelope, raw body, deliveries, jobs")
+    @api.get(
+        "/events/{event_id}",
+        summary="One event: envelope, raw body, deliveries, jobs",
+        dependencies=[_only("source")],
+    )
     def get_event(event_id: str, source: str | None = None) -> dict[str, Any]:
         event = reader.get_event(event_id, source)
         body_text = event.body.decode("utf-8", "replace")
@@ -130,11 +179,20 @@ def build_admin_api(settings: Settings) -> FastAPI:
             }
         )
 
-    @api.post("/events/{event_id}/replay", summary="Queue one event's jobs again")
+    @api.post(
+        "/events/{event_id}/replay",
+        summary="Queue one event's jobs again",
+        dependencies=[_only("source")],
+    )
     def replay_event(event_id: str, source: str | None = None) -> dict[str, Any]:
         return {"event_id": event_id, "jobs_queued": operator.replay_event(event_id, source)}
 
-    @api.post("/replays", response_model=ReplayAnswer, summary="Replay every matching event")
+    @api.post(
+        "/replays",
+        response_model=ReplayAnswer,
+        summary="Replay every matching event",
+        dependencies=[_only()],
+    )
     def replay(request: ReplayRequest) -> ReplayAnswer:
         where = EventFilter(
             source=request.source,
@@ -147,13 +205,21 @@ def build_admin_api(settings: Settings) -> FastAPI:
         replayed = 0 if request.dry_run else operator.replay(where)
         return ReplayAnswer(matched=matched, replayed=replayed, dry_run=request.dry_run)
 
-    @api.get("/dead-letters", summary="Jobs that failed for good")
+    @api.get(
+        "/dead-letters",
+        summary="Jobs that failed for good",
+        dependencies=[_only("source", "limit")],
+    )
     def dead_letters(
         source: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100
     ) -> list[dict[str, Any]]:
         return _jsonable([asdict(d) for d in operator.dead_letters(source, limit)])
 
-    @api.get("/entities/{resource}", summary="Mirrored entities of one resource")
+    @api.get(
+        "/entities/{resource}",
+        summary="Mirrored entities of one resource",
+        dependencies=[_only("source", "limit")],
+    )
     def entities(
         resource: str,
         source: str | None = None,
@@ -161,11 +227,17 @@ def build_admin_api(settings: Settings) -> FastAPI:
     ) -> list[dict[str, Any]]:
         return _jsonable([_entity(resource, r) for r in reader.entities(resource, source, limit)])
 
-    @api.get("/entities/{resource}/{entity_id}", summary="One mirrored entity")
+    @api.get(
+        "/entities/{resource}/{entity_id}",
+        summary="One mirrored entity",
+        dependencies=[_only("source")],
+    )
     def entity(resource: str, entity_id: str, source: str | None = None) -> dict[str, Any]:
         return _jsonable(_entity(resource, reader.entity(resource, entity_id, source)))
 
-    @api.get("/stats", summary="Counts by status and type, queue depth, lag")
+    @api.get(
+        "/stats", summary="Counts by status and type, queue depth, lag", dependencies=[_only()]
+    )
     def stats() -> dict[str, Any]:
         return _jsonable(reader.stats())
 

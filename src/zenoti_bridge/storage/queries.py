@@ -304,8 +304,9 @@ def apply_filter(query: Any, where: EventFilter) -> Any:
         query = query.where(events.c.type_name == where.type_name)
     if where.status is not None:
         query = query.where(events.c.status == where.status)
+    # in UTC: SQLite keeps times as UTC text, and would compare an offset's wall clock
     if where.since is not None:
-        query = query.where(events.c.received_at >= where.since)
+        query = query.where(events.c.received_at >= as_utc(where.since))
     if where.until is not None:
-        query = query.where(events.c.received_at < where.until)
+        query = query.where(events.c.received_at < as_utc(where.until))
     return query
