@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass
@@ -74,13 +75,27 @@ def _json(
     return status, body, headers
 
 
+# any other header whose name says it carries a credential (x-auth-token, x-api-key, ...)
+_CREDENTIAL = re.compile(rb"auth|token|secret|passw|api-?key|cookie|session|credential", re.I)
+_credentials: dict[bytes, bool] = {}  # header name -> carries a credential (a cache)
+
+
+def _is_credential(name: bytes) -> bool:
+    known = _credentials.get(name)
+    if known is None:
+        known = name.lower() in SECRET_HEADERS or _CREDENTIAL.search(name) is not None
+        if len(_credentials) < 4096:  # names come from senders: bounded
+            _credentials[name] = known
+    return known
+
+
 def _clean_headers(raw: Iterable[tuple[bytes, bytes]]) -> bytes:
     """The request headers verbatim, in order, as JSON pairs, without credentials."""
     return orjson.dumps(
         [
             [name.decode("latin-1"), value.decode("latin-1")]
             for name, value in raw
-            if name.lower() not in SECRET_HEADERS
+            if not _is_credential(name)
         ]
     )
 
