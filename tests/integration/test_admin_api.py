@@ -167,3 +167,26 @@ async def test_an_empty_bearer_token_never_opens_the_api(
     )
     answer = await client.get("/api/v1/events", headers={"authorization": "Bearer "})
     assert answer.status_code in (401, 403)
+
+
+async def test_sources_show_settings_without_secrets_and_what_each_type_sent(
+    admin: httpx.AsyncClient,
+) -> None:
+    from tests.conftest import SECRET
+
+    held = b"<not json/>"
+    assert (await admin.post(URL, content=held, headers=signed(held))).status_code == 202
+    answer = await admin.get("/api/v1/sources", headers=AUTH)
+    assert answer.status_code == 200
+    (acme,) = answer.json()
+    assert {k: acme[k] for k in ("source", "configured", "signature", "events", "quarantined")} == {
+        "source": "acme",
+        "configured": True,
+        "signature": "enforce",
+        "events": 3,
+        "quarantined": 1,
+    }
+    assert set(acme["types"]) == {"Guest.Created", "Invoice.Closed", "AppointmentGroup.Created"}
+    assert all(t["events"] == 1 and t["last_received_at"] for t in acme["types"].values())
+    assert acme["webhook_path"] == "/webhooks/zenoti/acme" and acme["secrets"] >= 1
+    assert SECRET not in answer.text, "secrets are counted, never shown"

@@ -236,6 +236,29 @@ def build_admin_api(settings: Settings) -> FastAPI:
         return _jsonable(_entity(resource, reader.entity(resource, entity_id, source)))
 
     @api.get(
+        "/sources",
+        summary="Each source: its settings (no secrets), what it sent by event type, what was held",
+        dependencies=[_only()],
+    )
+    def sources() -> list[dict[str, Any]]:
+        activity = reader.source_activity(list(settings.sources))
+        answer = []
+        for name, seen in activity.items():
+            config = settings.sources.get(name)
+            answer.append(
+                {
+                    "source": name,
+                    "configured": config is not None,
+                    "webhook_path": f"/webhooks/zenoti/{name}",
+                    "signature": config.signature if config else None,
+                    "secrets": len(config.webhook_secrets) if config else 0,
+                    "url_token": bool(config and config.url_token),
+                    **seen,
+                }
+            )
+        return _jsonable(answer)
+
+    @api.get(
         "/stats", summary="Counts by status and type, queue depth, lag", dependencies=[_only()]
     )
     def stats() -> dict[str, Any]:

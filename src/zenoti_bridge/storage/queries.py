@@ -273,6 +273,44 @@ class Reader:
             )
         return summaries
 
+    def source_activity(self, names: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Per source (configured or seen): what it sent, by event type, and what was held.
+
+        ``events``/``deliveries``/``last_received_at`` per source; ``types``: per type name,
+        events and the last receipt; ``quarantined``: bodies held as not an envelope.
+        """
+        by_type = select(
+            events.c.source,
+            events.c.type_name,
+            func.count(),
+            func.coalesce(func.sum(events.c.delivery_count), 0),
+            func.max(events.c.received_at),
+        ).group_by(events.c.source, events.c.type_name)
+        held = select(quarantine.c.source, func.count()).group_by(quarantine.c.source)
+        with self.engine.connect() as conn:
+            rows = conn.execute(by_type).all()
+            quarantined = {r[0]: int(r[1]) for r in conn.execute(held)}
+        found: dict[str, dict[str, Any]] = {}
+        for name in dict.fromkeys([*names, *(r[0] for r in rows), *quarantined]):
+            found[name] = {
+                "events": 0,
+                "deliveries": 0,
+                "last_received_at": None,
+                "quarantined": quarantined.get(name, 0),
+                "types": {},
+            }
+        for source, type_name, count, delivered, last in rows:
+            entry = found[source]
+            last = as_utc(_as_datetime(last))
+            entry["types"][type_name] = {"events": int(count), "last_received_at": last}
+            entry["events"] += int(count)
+            entry["deliveries"] += int(delivered)
+            if last is not None and (
+                entry["last_received_at"] is None or last > entry["last_received_at"]
+            ):
+                entry["last_received_at"] = last
+        return found
+
 
 def _mirror_table(resource: str) -> Table:
     table = mirror_tables.get(resource)
