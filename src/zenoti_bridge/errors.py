@@ -5,7 +5,8 @@
     ├── EnvelopeError            an authentic body that is not a Zenoti envelope (quarantined)
     ├── StorageError
     │   └── StorageUnavailable   the store cannot take writes now (answered 503, retried by Zenoti)
-    └── NotFound                 a named thing (event, source) does not exist
+    ├── NotFound                 a named thing (event, source) does not exist
+    └── Ambiguous                a named thing exists in several sources: name the source
 
 HTTP statuses for these are chosen in one place: ``intake.py`` for webhooks.
 """
@@ -40,3 +41,14 @@ class StorageUnavailable(StorageError):
 
 class NotFound(ZenotiBridgeError):
     """The thing asked for does not exist."""
+
+
+class Ambiguous(ZenotiBridgeError):
+    """The id names things in several sources; the caller must say which source."""
+
+    def __init__(self, what: str, sources: list[str]) -> None:
+        super().__init__(
+            f"{what} exists in several sources ({', '.join(sorted(sources))}); name the source "
+            "(--source on the command line, ?source= in the admin API)"
+        )
+        self.sources = sources

@@ -55,6 +55,7 @@ async def test_openapi_describes_the_api(admin: httpx.AsyncClient) -> None:
         "/dead-letters",
         "/stats",
         "/entities/{resource}/{entity_id}",
+        "/sources",
     } <= set(spec["paths"])
 
 
@@ -190,3 +191,21 @@ async def test_sources_show_settings_without_secrets_and_what_each_type_sent(
     assert all(t["events"] == 1 and t["last_received_at"] for t in acme["types"].values())
     assert acme["webhook_path"] == "/webhooks/zenoti/acme" and acme["secrets"] >= 1
     assert SECRET not in answer.text, "secrets are counted, never shown"
+
+
+async def test_an_event_id_in_two_sources_is_409_naming_them(
+    admin: httpx.AsyncClient, store: Store
+) -> None:
+    from tests.integration.test_store_contract import incoming
+
+    await store.record_event(incoming(1, source="other", event_id="665ddd69aa5bf36518677db7"))
+    for method, url in (
+        ("GET", "/api/v1/events/665ddd69aa5bf36518677db7"),
+        ("POST", "/api/v1/events/665ddd69aa5bf36518677db7/replay"),
+    ):
+        answer = await admin.request(method, url, headers=AUTH)
+        assert answer.status_code == 409, answer.text
+        assert answer.json()["sources"] == ["acme", "other"]
+        assert "?source=" in answer.json()["detail"]
+        named = await admin.request(method, url, params={"source": "acme"}, headers=AUTH)
+        assert named.status_code == 200, named.text

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from .. import __version__
 from ..catalog import lookup
 from ..config import Settings
-from ..errors import NotFound
+from ..errors import Ambiguous, NotFound
 from ..storage.queries import EventFilter, Reader
 from ..storage.replay import Operator
 
@@ -123,6 +123,10 @@ def build_admin_api(settings: Settings) -> FastAPI:
     @api.exception_handler(NotFound)
     async def not_found(_: Request, exc: NotFound) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @api.exception_handler(Ambiguous)
+    async def ambiguous(_: Request, exc: Ambiguous) -> JSONResponse:
+        return JSONResponse({"detail": str(exc), "sources": sorted(exc.sources)}, status_code=409)
 
     @api.get(
         "/events",

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine, RowMapping, Table, func, select
 
-from ..errors import NotFound
+from ..errors import Ambiguous, NotFound
 from .migrate import make_engine
 from .records import StoredEvent
 from .schema import deliveries, events, jobs, mirror_tables, quarantine
@@ -90,14 +90,12 @@ class Reader:
         if source is not None:
             query = query.where(events.c.source == source)
         with self.engine.connect() as conn:
-            rows = conn.execute(query.limit(2)).all()
+            rows = conn.execute(query).all()
             if not rows:
                 where = f" from source {source!r}" if source else ""
                 raise NotFound(f"no event {event_id!r}{where}")
             if len(rows) > 1:
-                raise NotFound(
-                    f"event {event_id!r} exists in several sources; name one with --source"
-                )
+                raise Ambiguous(f"event {event_id!r}", [r.source for r in rows])
             event = self._event(rows[0]._mapping)
             event.deliveries = [
                 {
@@ -170,11 +168,11 @@ class Reader:
         if source is not None:
             query = query.where(table.c.source == source)
         with self.engine.connect() as conn:
-            rows = conn.execute(query.limit(2)).all()
+            rows = conn.execute(query).all()
         if not rows:
             raise NotFound(f"no {resource} {entity_id!r} in the mirror")
         if len(rows) > 1:
-            raise NotFound(f"{resource} {entity_id!r} exists in several sources; name one")
+            raise Ambiguous(f"{resource} {entity_id!r}", [r.source for r in rows])
         return _entity_row(rows[0]._mapping)
 
     def entities(

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Engine, Select, and_, func, select, update
 
-from ..errors import NotFound
+from ..errors import Ambiguous, NotFound
 from .migrate import make_engine
 from .queries import EventFilter, apply_filter, as_utc
 from .schema import events, jobs
@@ -92,18 +92,18 @@ class Operator:
         self, event_id: str, source: str | None = None, now: datetime | None = None
     ) -> int:
         """Queue every job of one event again; returns the jobs queued."""
-        query = select(events.c.id).where(events.c.event_id == event_id)
+        query = select(events.c.id, events.c.source).where(events.c.event_id == event_id)
         if source is not None:
             query = query.where(events.c.source == source)
         with self.engine.connect() as conn:
-            pks = [r[0] for r in conn.execute(query.limit(2))]
-        if not pks:
+            rows = conn.execute(query).all()
+        if not rows:
             raise NotFound(
                 f"no event {event_id!r}" + (f" from source {source!r}" if source else "")
             )
-        if len(pks) > 1:
-            raise NotFound(f"event {event_id!r} exists in several sources; name one with --source")
-        return self._requeue(jobs.c.event_pk == pks[0], now)
+        if len(rows) > 1:
+            raise Ambiguous(f"event {event_id!r}", [r.source for r in rows])
+        return self._requeue(jobs.c.event_pk == rows[0].id, now)
 
     def count_replay(self, where: EventFilter) -> int:
         """How many events a replay with this filter would queue again."""
