@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 
 from tests.conftest import SettingsFactory, payload
@@ -209,3 +210,36 @@ async def test_an_event_id_in_two_sources_is_409_naming_them(
         assert "?source=" in answer.json()["detail"]
         named = await admin.request(method, url, params={"source": "acme"}, headers=AUTH)
         assert named.status_code == 200, named.text
+
+
+async def test_entities_and_dead_letters_page_with_a_cursor_in_a_header(
+    admin: httpx.AsyncClient, store: Store, database_url: str
+) -> None:
+    for n in range(5):  # five more guests
+        document = orjson.loads(payload("Guest.Created"))
+        document.update(event_id=f"{n + 1:024x}", id=f"{n + 101:024x}")
+        document["data"]["id"] = f"00000000-0000-0000-0000-{n:012d}"
+        body = orjson.dumps(document)
+        assert (await admin.post(URL, content=body, headers=signed(body))).status_code == 200
+    workers = Workers(store, database_url=database_url)
+    try:
+        await workers.run_until_idle()
+    finally:
+        await workers.stop()
+    seen: list[str] = []
+    url: str | None = "/api/v1/entities/guest?limit=2"
+    while url is not None:
+        answer = await admin.get(url, headers=AUTH)
+        assert answer.status_code == 200, answer.text
+        seen += [guest["id"] for guest in answer.json()]
+        cursor = answer.headers.get("x-next-cursor")
+        url = f"/api/v1/entities/guest?limit=2&cursor={cursor}" if cursor else None
+        if cursor:
+            assert answer.headers["link"].endswith('rel="next"')
+    assert len(seen) == len(set(seen)) == 6, "every guest once: the sample's and five more"
+    everything = (await admin.get("/api/v1/entities/guest?limit=1000", headers=AUTH)).json()
+    assert seen == [guest["id"] for guest in everything], "every guest, in order"
+    bad = await admin.get("/api/v1/entities/guest?cursor=nothing", headers=AUTH)
+    assert bad.status_code == 422
+    letters = await admin.get("/api/v1/dead-letters?cursor=%C2%B2", headers=AUTH)
+    assert letters.status_code == 422

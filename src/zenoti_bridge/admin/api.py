@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any, TypeVar, cast
+from urllib.parse import quote
 
 import orjson
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
@@ -80,6 +81,22 @@ def _only(*names: str) -> Any:
     return Depends(check)
 
 
+def _event_cursor(cursor: str | None) -> int | None:
+    """An id-based cursor (events, dead letters), checked: a bad one is a 422, never a 500."""
+    if cursor is None:
+        return None
+    if not _CURSOR.fullmatch(cursor):
+        raise HTTPException(422, "cursor must be the next_cursor of a previous page")
+    return int(cursor)
+
+
+def _next_page(response: Response, cursor: str) -> None:
+    """A full page of a list answer: the cursor of the next one, in a header (the body stays a
+    list, as it always was)."""
+    response.headers["x-next-cursor"] = cursor
+    response.headers["link"] = f'<?cursor={quote(cursor, safe="")}>; rel="next"'
+
+
 def _jsonable(value: T) -> T:
     """Times, bytes and the like as JSON-friendly text, keeping the shape."""
     return cast(T, orjson.loads(orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS)))
@@ -143,11 +160,7 @@ def build_admin_api(settings: Settings) -> FastAPI:
         limit: Annotated[int, Query(ge=1, le=1000)] = 50,
         cursor: str | None = None,
     ) -> Page:
-        before = None
-        if cursor is not None:
-            if not _CURSOR.fullmatch(cursor):
-                raise HTTPException(422, "cursor must be the next_cursor of a previous page")
-            before = int(cursor)
+        before = _event_cursor(cursor)
         where = EventFilter(
             source=source,
             type_name=lookup(event_type).name if event_type else None,
@@ -212,24 +225,42 @@ def build_admin_api(settings: Settings) -> FastAPI:
     @api.get(
         "/dead-letters",
         summary="Jobs that failed for good",
-        dependencies=[_only("source", "limit")],
+        dependencies=[_only("source", "limit", "cursor")],
     )
     def dead_letters(
-        source: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+        response: Response,
+        source: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        cursor: str | None = None,
     ) -> list[dict[str, Any]]:
-        return _jsonable([asdict(d) for d in operator.dead_letters(source, limit)])
+        before = _event_cursor(cursor)
+        letters = operator.dead_letters(source, limit, before)
+        if len(letters) == limit:
+            _next_page(response, str(letters[-1].job_id))
+        return _jsonable([asdict(d) for d in letters])
 
     @api.get(
         "/entities/{resource}",
         summary="Mirrored entities of one resource",
-        dependencies=[_only("source", "limit")],
+        dependencies=[_only("source", "limit", "cursor")],
     )
     def entities(
+        response: Response,
         resource: str,
         source: str | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        cursor: str | None = None,
     ) -> list[dict[str, Any]]:
-        return _jsonable([_entity(resource, r) for r in reader.entities(resource, source, limit)])
+        after = None
+        if cursor is not None:
+            after_source, slash, after_id = cursor.partition("/")
+            if not slash:
+                raise HTTPException(422, "cursor must be the X-Next-Cursor of a previous page")
+            after = (after_source, after_id)
+        rows = reader.entities(resource, source, limit, after)
+        if len(rows) == limit:
+            _next_page(response, f"{rows[-1]['source']}/{rows[-1]['id']}")
+        return _jsonable([_entity(resource, r) for r in rows])
 
     @api.get(
         "/entities/{resource}/{entity_id}",

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, RowMapping, Table, func, select
+from sqlalchemy import Engine, RowMapping, Table, func, select, tuple_
 
 from ..errors import Ambiguous, NotFound
 from .migrate import make_engine
@@ -176,12 +176,19 @@ class Reader:
         return _entity_row(rows[0]._mapping)
 
     def entities(
-        self, resource: str, source: str | None = None, limit: int = 100
+        self,
+        resource: str,
+        source: str | None = None,
+        limit: int = 100,
+        after: tuple[str, str] | None = None,
     ) -> list[dict[str, Any]]:
+        """Ordered by (source, id); ``after`` is the (source, id) of the last row already seen."""
         table = _mirror_table(resource)
         query = select(table).order_by(table.c.source, table.c.id).limit(limit)
         if source is not None:
             query = query.where(table.c.source == source)
+        if after is not None:
+            query = query.where(tuple_(table.c.source, table.c.id) > tuple_(*after))
         with self.engine.connect() as conn:
             return [_entity_row(r._mapping) for r in conn.execute(query)]
 

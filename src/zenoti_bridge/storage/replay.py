@@ -63,10 +63,15 @@ class Operator:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def dead_letters(self, source: str | None = None, limit: int = 100) -> list[DeadLetter]:
+    def dead_letters(
+        self, source: str | None = None, limit: int = 100, before: int | None = None
+    ) -> list[DeadLetter]:
+        """Newest first; ``before`` is the job id of the last one already seen."""
         query = _dead_letters().order_by(jobs.c.id.desc()).limit(limit)
         if source is not None:
             query = query.where(events.c.source == source)
+        if before is not None:
+            query = query.where(jobs.c.id < before)
         return self._letters(query)
 
     def dead_letter(self, job_id: int) -> DeadLetter:
