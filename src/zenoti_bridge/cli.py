@@ -47,9 +47,7 @@ def _migrate_or_check(settings: Settings, migrate: bool) -> None:
         with err.status(f"applying migrations to {migrations.redact(url)}"):
             migrations.upgrade(url)
         return
-    current = migrations.current(url)
-    if current != migrations.head():
-        raise ConfigError(_schema_mismatch(migrations.redact(url), current, migrations.head()))
+    _require_schema(url)
 
 
 def _database(settings: Settings) -> str:
@@ -59,35 +57,34 @@ def _database(settings: Settings) -> str:
     the fix, not a traceback from the first query, and a SQLite file is never created by a
     command that only reads.
     """
-    from .storage import migrate as migrations
-
-    url = settings.database.url
-    where = migrations.redact(url)
     if settings.database.is_sqlite and not settings.database.sqlite_path.exists():
         raise ConfigError(
             f"no database at {settings.database.sqlite_path}; start `zenoti-bridge serve` "
             "(it creates and migrates it) or run `zenoti-bridge migrate`"
         )
-    current = migrations.current(url)  # StorageUnavailable names the server when unreachable
+    _require_schema(settings.database.url)
+    return settings.database.url
+
+
+def _require_schema(url: str) -> None:
+    """ConfigError naming the fix unless the database is at this version's schema."""
+    from .storage import migrate as migrations
+
+    current, head = migrations.current(url), migrations.head()  # current(): StorageUnavailable
+    if current == head:
+        return
+    where = migrations.redact(url)
     if current is None:
         raise ConfigError(
             f"the database {where} holds no zenoti-bridge tables; run `zenoti-bridge migrate`"
         )
-    if current != migrations.head():
-        raise ConfigError(_schema_mismatch(where, current, migrations.head()))
-    return url
-
-
-def _schema_mismatch(where: str, current: str | None, head: str) -> str:
-    from .storage import migrate as migrations
-
-    if current is not None and not migrations.known(current):
-        return (
+    if not migrations.known(current):
+        raise ConfigError(
             f"the database {where} is at schema {current}, which this version ({head}) does not "
             "know: a newer zenoti-bridge migrated it; run that version"
         )
-    return (
-        f"the database {where} is at schema {current or 'none'}, this version needs {head}; "
+    raise ConfigError(
+        f"the database {where} is at schema {current}, this version needs {head}; "
         "run `zenoti-bridge migrate`"
     )
 

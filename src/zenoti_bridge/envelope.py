@@ -135,16 +135,18 @@ def _text_field(body: dict[str, Any], key: str, *, required: bool) -> str | None
     return value
 
 
-def _optional_text(value: Any) -> str | None:
+def optional_text(value: Any) -> str | None:
     """An informational text field: kept when it is a short line of text, else left out.
 
     Left out rather than refused: the raw body keeps it whatever it holds, and a control
     character (NUL above all: PostgreSQL's text columns refuse it) must not make an authentic
     delivery fail.
     """
-    if type(value) is not str or len(value) > MAX_ID_LENGTH or _CONTROL.search(value):
+    if type(value) is not str or len(value) > MAX_ID_LENGTH:
         return None
-    return value
+    if value.isprintable() or not _CONTROL.search(value):  # the first test decides most
+        return value
+    return None
 
 
 def parse_envelope(body: bytes) -> Envelope:
@@ -170,7 +172,7 @@ def parse_envelope(body: bytes) -> Envelope:
     return Envelope(  # positional: cheaper on the hot path
         _text_field(document, "id", required=False),  # delivery_id
         event_id,
-        _optional_text(schema),  # event_schema
+        optional_text(schema),  # event_schema
         resource if isinstance(resource, str) else None,  # event_resource
         event_type,
         timestamp_text,  # event_timestamp

@@ -25,7 +25,7 @@ import orjson
 from . import catalog, signature
 from .clock import Clock, system_clock
 from .config import Settings, SourceConfig
-from .envelope import parse_envelope
+from .envelope import optional_text, parse_envelope
 from .errors import EnvelopeError, StorageUnavailable
 from .metrics import Metrics
 from .storage import IncomingEvent, Outcome, QuarantineItem, Store
@@ -77,16 +77,20 @@ def _json(
 
 # any other header whose name says it carries a credential (x-auth-token, x-api-key, ...)
 _CREDENTIAL = re.compile(rb"auth|token|secret|passw|api-?key|cookie|session|credential", re.I)
-_credentials: dict[bytes, bool] = {}  # header name -> carries a credential (a cache)
 
 
-def _is_credential(name: bytes) -> bool:
-    known = _credentials.get(name)
-    if known is None:
+class _CredentialNames(dict[bytes, bool]):
+    """Header name -> whether it carries a credential, decided once per name (a lookup on the
+    hot path; names come from senders, so the memory is bounded)."""
+
+    def __missing__(self, name: bytes) -> bool:
         known = name.lower() in SECRET_HEADERS or _CREDENTIAL.search(name) is not None
-        if len(_credentials) < 4096:  # names come from senders: bounded
-            _credentials[name] = known
-    return known
+        if len(self) < 4096:
+            self[name] = known
+        return known
+
+
+_is_credential = _CredentialNames()
 
 
 def _clean_headers(raw: Iterable[tuple[bytes, bytes]]) -> bytes:
@@ -95,7 +99,7 @@ def _clean_headers(raw: Iterable[tuple[bytes, bytes]]) -> bytes:
         [
             [name.decode("latin-1"), value.decode("latin-1")]
             for name, value in raw
-            if not _is_credential(name)
+            if not _is_credential[name]
         ]
     )
 
@@ -343,7 +347,5 @@ def _guess_event_id(body: bytes) -> str | None:
     except orjson.JSONDecodeError:
         return None
     if isinstance(document, dict):
-        value = document.get("event_id")
-        if isinstance(value, str) and 0 < len(value) <= 128 and "\x00" not in value:
-            return value
+        return optional_text(document.get("event_id")) or None
     return None

@@ -62,11 +62,12 @@ def reachable_from_zenoti(url: str) -> bool:
 
 def render(settings: Settings, source: str, override_base: str | None = None) -> str:
     config = settings.sources[source]
-    url = webhook_url(base_url(settings, override_base), source, config)
+    base = base_url(settings, override_base)
+    url = webhook_url(base, source, config)
     lines = [f"Connecting Zenoti to zenoti-bridge, source {source!r}", ""]
     if not reachable_from_zenoti(url):
         lines += [
-            f"Note: {base_url(settings, override_base)} is not reachable from the internet, and "
+            f"Note: {base} is not reachable from the internet, and "
             "Zenoti calls from its own servers.",
             "Pass the public address the bridge is reached at: --base-url https://your.host "
             "(or set server.public_url).",

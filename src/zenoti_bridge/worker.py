@@ -81,11 +81,10 @@ def run_mirror_batch(
 ) -> tuple[int, int]:
     """Claim, apply and finish one batch in the caller's transaction: (jobs done, jobs dead).
 
-    Database errors abort the whole batch (the caller's transaction rolls back and the jobs stay
-    queued). Any other error, a value the database refuses included, is a bug or a poisoned
-    event: the batch is then applied job by job,
-    each under a savepoint, and only the failing jobs are retried by the policy or go dead, so
-    one bad event never blocks the queue.
+    A failing database aborts the whole batch (the caller's transaction rolls back and the jobs
+    stay queued). Any other error, a value the database refuses included, is a bug or a poisoned
+    event: the batch is then applied job by job, each under a savepoint, and only the failing
+    jobs are retried by the policy or go dead, so one bad event never blocks the queue.
     """
     jobs = claim_in_transaction(sql, MIRROR, limit, now)
     if not jobs:
@@ -117,9 +116,9 @@ def run_mirror_batch(
             try:
                 one, one_dead = decode_events([events[job.job_id]])
                 lock_entities(sql, lock_keys(one))
-            except Exception as exc:
-                if isinstance(exc, DATABASE_ERRORS):
-                    raise
+            except DATABASE_ERRORS:
+                raise
+            except Exception:
                 one, one_dead = None, {}
             sql.run("SAVEPOINT mirror_job")
             try:

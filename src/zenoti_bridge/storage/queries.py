@@ -257,26 +257,12 @@ class Reader:
             return int(conn.execute(query).scalar_one())
 
     def source_summaries(self, names: Sequence[str]) -> list[SourceSummary]:
-        query = select(
-            events.c.source,
-            func.count(),
-            func.coalesce(func.sum(events.c.delivery_count), 0),
-            func.max(events.c.received_at),
-        ).group_by(events.c.source)
-        with self.engine.connect() as conn:
-            found = {r[0]: r for r in conn.execute(query)}
-        summaries = []
-        for name in dict.fromkeys([*names, *found]):
-            row = found.get(name)
-            summaries.append(
-                SourceSummary(
-                    source=name,
-                    events=int(row[1]) if row else 0,
-                    deliveries=int(row[2]) if row else 0,
-                    last_received_at=as_utc(_as_datetime(row[3])) if row else None,
-                )
-            )
-        return summaries
+        """The configured sources and any other that sent events, with their totals."""
+        return [
+            SourceSummary(name, seen["events"], seen["deliveries"], seen["last_received_at"])
+            for name, seen in self.source_activity(names).items()
+            if name in names or seen["events"]
+        ]
 
     def source_activity(self, names: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Per source (configured or seen): what it sent, by event type, and what was held.
@@ -306,14 +292,17 @@ class Reader:
             }
         for source, type_name, count, delivered, last in rows:
             entry = found[source]
-            last = as_utc(_as_datetime(last))
-            entry["types"][type_name] = {"events": int(count), "last_received_at": last}
+            entry["types"][type_name] = {
+                "events": int(count),
+                "last_received_at": as_utc(_as_datetime(last)),
+            }
             entry["events"] += int(count)
             entry["deliveries"] += int(delivered)
-            if last is not None and (
-                entry["last_received_at"] is None or last > entry["last_received_at"]
-            ):
-                entry["last_received_at"] = last
+        for entry in found.values():
+            times = [
+                t["last_received_at"] for t in entry["types"].values() if t["last_received_at"]
+            ]
+            entry["last_received_at"] = max(times, default=None)
         return found
 
 
